@@ -1,0 +1,194 @@
+"""The ``qbdi`` command line: a table of subcommands, each importing its heavy parts only
+when it runs, so ``qbdi --help`` is instant.
+
+Every :class:`~qbdi.errors.QbdiError` ends the program with its message and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from qbdi.errors import QbdiError
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", required=True,
+                        help="a folder of MIDI files, or music21:NAME (e.g. music21:bach)")
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--latent-dim", type=int, default=500)
+    parser.add_argument("--hidden-dim", type=int, default=500)
+    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-bars", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--transpose", type=int, default=5,
+                        help="augment with transpositions of up to ±N semitones")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16")
+    parser.add_argument("--corpus-licence", default="unknown")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT.train-state.safetensors if it exists")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train a bar VAE on a corpus and write a checkpoint."""
+    from pydantic import ValidationError
+
+    from qbdi.models.train import TrainSettings, train
+
+    try:
+        settings = TrainSettings(
+            corpus=args.corpus, out=args.out, epochs=args.epochs, latent_size=args.latent_dim,
+            hidden_size=args.hidden_dim, beta=args.beta, seed=args.seed,
+            batch_bars=args.batch_bars, learning_rate=args.learning_rate,
+            transpose_semitones=args.transpose,
+            weights_dtype="float16" if args.fp16 else "float32",
+            corpus_licence=args.corpus_licence, resume=args.resume,
+            command="qbdi " + shlex.join(sys.argv[1:]),
+        )
+    except ValidationError as err:
+        raise QbdiError(_describe(err)) from err
+    train(settings, progress=not args.no_progress)
+    return 0
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None,
+                        help="checkpoint (default: the shipped Bach chorale model)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=0.7,
+                        help="note probability above which a feature is on (default 0.7)")
+    parser.add_argument("--sampling", action="store_true",
+                        help="draw notes by Bernoulli sampling instead of the threshold")
+    parser.add_argument("--stats", choices=["query", "window", "corpus", "prior"],
+                        default="query", help="channel statistics (default: the whole query)")
+    parser.add_argument("--window-bars", type=int, default=16)
+    parser.add_argument("--allocation", choices=["source", "posterior"], default="source",
+                        help="variance that allocates bits: source (the paper's equations) or "
+                             "posterior (the reference notebook)")
+    parser.add_argument("--encoding", choices=["sample", "mean"], default="sample",
+                        help="z_e = mu + sigma*eps (the paper) or mu alone")
+    parser.add_argument("--reallocate-per-bar", action="store_true",
+                        help="allocate bits per bar instead of once per query")
+    parser.add_argument("--metre", choices=["frames", "strict"], default="frames",
+                        help="frames: cut any metre into 4/4 frames (warns); strict: refuse "
+                             "metres other than 4/4")
+
+
+def _render_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", type=Path, help="query MIDI file")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
+    parser.add_argument("--bits", default="full", help="bits per bar, or 'full' (default)")
+    parser.add_argument("--sweep", default=None,
+                        help="several budgets, e.g. 0,64,256,full: writes OUT.bits-B.mid each")
+    parser.add_argument("--mode", choices=["query", "free", "echo"], default="query")
+    parser.add_argument("--with-query", action="store_true",
+                        help="add the query as a second track on channel 2")
+    _add_model_args(parser)
+
+
+def settings_from_args(args: argparse.Namespace, budget: int | str):
+    """Build validated improviser settings from the shared model arguments."""
+    from pydantic import ValidationError
+
+    from qbdi.improviser import ImproviserSettings
+
+    try:
+        return ImproviserSettings(
+            mode=getattr(args, "mode", "query"), budget_bits=budget, stats=args.stats,
+            window_bars=args.window_bars, allocation=args.allocation,
+            reallocate_per_bar=args.reallocate_per_bar, encoding=args.encoding,
+            threshold=args.threshold, sampling=args.sampling, seed=args.seed,
+        )
+    except (ValidationError, ValueError) as err:
+        raise QbdiError(_describe(err) if isinstance(err, ValidationError) else str(err)) from err
+
+
+def parse_budgets(text: str) -> list[int | str]:
+    from qbdi.render import parse_budget
+
+    try:
+        return [parse_budget(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise QbdiError(str(err)) from err
+
+
+def _render(args: argparse.Namespace) -> int:
+    """Render a query MIDI file through the model and the channel."""
+    from qbdi.improviser import Improviser
+    from qbdi.midifile import read_midi
+    from qbdi.models.checkpoint import load_checkpoint
+    from qbdi.render import render_score, sweep_path, write_rendering
+
+    budgets = parse_budgets(args.sweep) if args.sweep else parse_budgets(args.bits)
+    if not budgets:
+        raise QbdiError("--sweep names no budget")
+    settings = [settings_from_args(args, budget) for budget in budgets]
+    score = read_midi(args.query)
+    score.check_metre(args.metre)
+    if score.metres() - {"4/4", "2/2", "2/4"}:
+        print(f"qbdi render: warning: {args.query} is in {', '.join(sorted(score.metres()))}; "
+              "it is cut into 4/4 frames of 16 sixteenths that do not follow its barlines",
+              file=sys.stderr)
+    improviser = Improviser.from_checkpoint(load_checkpoint(args.model), settings[0])
+    for budget, setting in _progress(list(zip(budgets, settings, strict=True)), "budgets"):
+        improviser.reset(setting)
+        rendering = render_score(score, improviser)
+        out = sweep_path(args.out, budget) if args.sweep else args.out
+        write_rendering(out, score, rendering, args.with_query)
+        print(f"{out}: {len(rendering.query_bars)} bars, {len(rendering.notes)} notes, "
+              f"bits {budget}, {rendering.dims_with_bits:.0f} dimensions with bits")
+    return 0
+
+
+def _progress(items: list, unit: str):
+    """A progress bar on stderr when there is more than one item and a terminal to show it."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, unit=unit, leave=False)
+
+
+def _describe(err) -> str:
+    return "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+
+
+COMMANDS: list[Command] = [
+    ("train", _train_args, _train),
+    ("render", _render_args, _render),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qbdi", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, add_arguments, run in COMMANDS:
+        sub = subparsers.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0]
+                                    if run.__doc__ else None)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except QbdiError as err:
+        print(f"qbdi {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

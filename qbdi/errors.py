@@ -1,0 +1,50 @@
+"""The exception hierarchy of qbdi.
+
+Every error a user can cause (a bad file, a bad value) is a :class:`QbdiError` whose
+message names the thing at fault, so the CLI can print it and exit non-zero without a
+traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class QbdiError(Exception):
+    """Base class of every error qbdi raises on purpose."""
+
+
+class MidiFileError(QbdiError):
+    """A MIDI file that cannot be read: missing, not MIDI, truncated or empty."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class MetreError(QbdiError):
+    """A piece whose metre the bar codec was told not to accept."""
+
+
+class CheckpointError(QbdiError):
+    """A checkpoint that is missing, corrupt, or does not match its config."""
+
+    def __init__(self, path: str | Path, field: str, reason: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{self.path}: {field}: {reason}")
+
+
+class CorpusError(QbdiError):
+    """A training corpus that cannot be found or holds no usable bars."""
+
+
+class PresetError(QbdiError):
+    """A preset file that is missing or fails validation."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

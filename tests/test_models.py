@@ -1,0 +1,205 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file, save_file
+
+from qbdi.bars import BAR_SIZE, flatten_bars, notes_to_bars
+from qbdi.errors import CheckpointError
+from qbdi.midifile import read_midi
+from qbdi.models.checkpoint import (
+    CorpusStats,
+    default_checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from qbdi.models.config import ModelCard, ModelConfig
+from qbdi.models.runtime import InferenceModel, logits_to_bars
+from qbdi.models.vae import BarVAE
+
+TINY = ModelConfig(hidden_size=24, latent_size=8, beta=0.5)
+
+
+def _card() -> ModelCard:
+    return ModelCard(corpus="test", pieces_train=1, pieces_heldout=0, bars_train=1,
+                     bars_heldout=0, epochs=0, seed=0, train_seconds=0.0)
+
+
+def _stats(latent: int) -> CorpusStats:
+    rng = np.random.default_rng(0)
+    return CorpusStats.from_encodings(rng.normal(size=(10, latent)), rng.normal(size=(10, latent)))
+
+
+def _saved(tmp_path, config=TINY, dtype="float32"):
+    torch.manual_seed(0)
+    model = BarVAE(config)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, config, _card(), model.numpy_weights(), _stats(config.latent_size), dtype)
+    return path, model
+
+
+def test_paper_defaults():
+    config = ModelConfig()
+    assert (config.input_size, config.hidden_size, config.latent_size, config.beta) == (
+        2496, 500, 500, 1.0)
+
+
+def test_shapes_and_separate_calls():
+    model = BarVAE(TINY)
+    x = torch.zeros(3, BAR_SIZE)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (3, 8)
+    z = model.reparametrize(mu, logvar, torch.Generator().manual_seed(1))
+    assert z.shape == (3, 8)
+    assert model.decode(z).shape == (3, BAR_SIZE)
+
+
+def test_reparametrize_is_seeded():
+    mu, logvar = torch.zeros(2, 8), torch.zeros(2, 8)
+    a = BarVAE.reparametrize(mu, logvar, torch.Generator().manual_seed(5))
+    b = BarVAE.reparametrize(mu, logvar, torch.Generator().manual_seed(5))
+    c = BarVAE.reparametrize(mu, logvar, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_loss_is_bce_sum_plus_beta_kl():
+    torch.manual_seed(0)
+    model = BarVAE(TINY)
+    x = (torch.rand(4, BAR_SIZE) < 0.05).float()
+    total, bce, kl = model.loss(x, torch.Generator().manual_seed(0))
+    assert torch.isclose(total, bce + 0.5 * kl)
+    assert bce > 0 and kl >= 0
+
+
+def test_numpy_runtime_equals_torch(tmp_path, query_files):
+    path, model = _saved(tmp_path)
+    runtime = InferenceModel.from_checkpoint(load_checkpoint(path))
+    bars = flatten_bars(notes_to_bars(read_midi(query_files[2]).notes))
+    with torch.no_grad():
+        mu_t, logvar_t = model.encode(torch.from_numpy(bars))
+        logits_t = model.decode(mu_t)
+    mu, logvar = runtime.encode(bars)
+    np.testing.assert_allclose(mu, mu_t.numpy(), atol=1e-4)
+    np.testing.assert_allclose(logvar, logvar_t.numpy(), atol=1e-4)
+    np.testing.assert_allclose(runtime.decode_logits(mu), logits_t.numpy(), atol=1e-4)
+    # the sparse single-bar path gives the batch's answer
+    single_mu, _ = runtime.encode(bars[3:4])
+    np.testing.assert_allclose(single_mu[0], mu[3], atol=1e-5)
+
+
+def test_threshold_and_seeded_sampling():
+    logits = np.array([[-3.0, 0.0, 0.5, 1.0, 3.0]], dtype=np.float32)
+    assert logits_to_bars(logits, 0.7).tolist() == [[False, False, False, True, True]]
+    assert logits_to_bars(logits, 0.5).tolist() == [[False, False, True, True, True]]
+    many = np.zeros((1, 20000), dtype=np.float32)
+    draws = logits_to_bars(many, rng=np.random.default_rng(3))
+    assert abs(draws.mean() - 0.5) < 0.02
+    assert np.array_equal(draws, logits_to_bars(many, rng=np.random.default_rng(3)))
+    with pytest.raises(ValueError, match="threshold"):
+        logits_to_bars(logits, 1.0)
+
+
+def test_save_load_round_trip(tmp_path):
+    path, model = _saved(tmp_path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.config == TINY
+    assert checkpoint.card.corpus == "test"
+    restored = BarVAE.from_checkpoint(checkpoint)
+    for name, value in model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value)
+    assert checkpoint.stats.z_var.shape == (8,)
+    np.testing.assert_allclose(checkpoint.stats.z_var,
+                               checkpoint.stats.mu_var + checkpoint.stats.posterior_var, rtol=1e-5)
+
+
+def test_fp16_weights_load_as_float32(tmp_path):
+    path, model = _saved(tmp_path, dtype="float16")
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.card.weights_dtype == "float16"
+    weight = checkpoint.weights["dec_out.weight"]
+    assert weight.dtype == np.float32
+    np.testing.assert_allclose(weight, model.state_dict()["dec_out.weight"].numpy(), atol=1e-3)
+
+
+def _rewrite(path, tensors=None, metadata=None):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        old_metadata = handle.metadata()
+    save_file(tensors if tensors is not None else load_file(str(path)), str(path),
+              metadata=metadata if metadata is not None else old_metadata)
+    return old_metadata
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="nope.safetensors: file: no such file"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("cut", [0, 10, 200])
+def test_truncated_or_garbage_file_is_refused(tmp_path, cut):
+    path, _ = _saved(tmp_path)
+    path.write_bytes(path.read_bytes()[:cut] if cut else b"\x80\x04garbage pickle-ish")
+    with pytest.raises(CheckpointError, match="m.safetensors: file"):
+        load_checkpoint(path)
+
+
+def test_a_pickle_checkpoint_is_refused_not_executed(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        load_checkpoint(path)
+
+
+def test_wrong_format_tag(tmp_path):
+    path, _ = _saved(tmp_path)
+    metadata = _rewrite(path)
+    _rewrite(path, metadata={**metadata, "format": "something-else"})
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(path)
+
+
+def test_bad_config_field_is_named(tmp_path):
+    path, _ = _saved(tmp_path)
+    metadata = _rewrite(path)
+    config = json.loads(metadata["config"])
+    config["latent_size"] = -4
+    _rewrite(path, metadata={**metadata, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="config: latent_size"):
+        load_checkpoint(path)
+
+
+def test_config_that_does_not_match_the_tensors(tmp_path):
+    path, _ = _saved(tmp_path)
+    metadata = _rewrite(path)
+    config = json.loads(metadata["config"])
+    config["latent_size"] = 9
+    _rewrite(path, metadata={**metadata, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="enc_mu.weight: shape"):
+        load_checkpoint(path)
+
+
+def test_nan_in_a_tensor_is_named(tmp_path):
+    path, _ = _saved(tmp_path)
+    tensors = load_file(str(path))
+    tensors["stats.z_var"][2] = np.nan
+    _rewrite(path, tensors=tensors)
+    with pytest.raises(CheckpointError, match="stats.z_var: contains NaN"):
+        load_checkpoint(path)
+
+
+def test_missing_tensor_is_named(tmp_path):
+    path, _ = _saved(tmp_path)
+    tensors = load_file(str(path))
+    del tensors["dec_hidden.bias"]
+    _rewrite(path, tensors=tensors)
+    with pytest.raises(CheckpointError, match="dec_hidden.bias: tensor missing"):
+        load_checkpoint(path)
+
+
+def test_default_checkpoint_is_shipped_in_the_package():
+    assert default_checkpoint_path().is_file()
+    checkpoint = load_checkpoint()
+    assert checkpoint.config == ModelConfig(**checkpoint.config.model_dump())
+    assert checkpoint.card.corpus == "music21:bach"

@@ -1,0 +1,112 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qbdi.models.checkpoint import load_checkpoint
+from qbdi.models.train import TrainSettings, train, transpose_batch
+
+TINY = {"latent_size": 8, "hidden_size": 16}
+
+
+def _train(corpus, out, **extra):
+    settings = TrainSettings(corpus=str(corpus), out=out, **{**TINY, **extra})
+    return train(settings, progress=False, log=lambda _: None)
+
+
+def test_one_epoch_cli_on_the_real_queries(tmp_path, queries_dir):
+    out = tmp_path / "m.safetensors"
+    result = subprocess.run(
+        [sys.executable, "-m", "qbdi.cli", "train", "--corpus", str(queries_dir), "--out",
+         str(out), "--epochs", "1", "--latent-dim", "8", "--hidden-dim", "16", "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stdout
+    checkpoint = load_checkpoint(out)
+    card = checkpoint.card
+    assert card.epochs == 1 and card.pieces_heldout >= 1 and card.bars_train > 100
+    assert card.heldout_note_f1 is not None and "qbdi train" in card.command
+    # the 6/8 piece is skipped, not crammed into 4/4 frames
+    assert card.pieces_train + card.pieces_heldout == 9
+
+
+def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, queries_dir):
+    straight = tmp_path / "straight.safetensors"
+    _train(queries_dir, straight, epochs=2, seed=3)
+    again = tmp_path / "again.safetensors"
+    _train(queries_dir, again, epochs=2, seed=3)
+    resumed = tmp_path / "resumed.safetensors"
+    _train(queries_dir, resumed, epochs=1, seed=3)
+    state = resumed.with_name(resumed.name + ".train-state.safetensors")
+    assert not state.exists()  # removed once a run completes
+    # re-run epoch 1 keeping its state, then resume to epoch 2
+    _keep_state_run(queries_dir, resumed, seed=3)
+    _train(queries_dir, resumed, epochs=2, seed=3, resume=True)
+    a, b, c = (load_checkpoint(p).weights for p in (straight, again, resumed))
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+        np.testing.assert_allclose(a[name], c[name], atol=1e-6, err_msg=name)
+
+
+def _keep_state_run(corpus, out, seed):
+    """Train one epoch of a two-epoch run and stop, as if interrupted."""
+    import qbdi.models.train as module
+
+    original = module._finish
+    module._finish = lambda *args, **kwargs: None
+    try:
+        settings = TrainSettings(corpus=str(corpus), out=out, epochs=1, seed=seed, **TINY)
+        module.train(settings, progress=False, log=lambda _: None)
+    finally:
+        module._finish = original
+    assert out.with_name(out.name + ".train-state.safetensors").exists()
+
+
+def test_different_seeds_differ(tmp_path, queries_dir):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    _train(queries_dir, a, epochs=1, seed=1)
+    _train(queries_dir, b, epochs=1, seed=2)
+    assert not np.array_equal(load_checkpoint(a).weights["enc_mu.weight"],
+                              load_checkpoint(b).weights["enc_mu.weight"])
+
+
+def test_transposition_moves_notes_and_drops_those_pushed_out():
+    import torch
+
+    batch = torch.zeros(2, 16, 2, 78)
+    batch[0, 0, 0, 10] = 1
+    batch[1, 0, 0, 77] = 1
+    shifted = transpose_batch(batch, torch.tensor([3, 2]))
+    assert shifted[0, 0, 0, 13] == 1 and shifted[0].sum() == 1
+    assert shifted[1].sum() == 0  # pitch 101 + 2 is out of range
+    down = transpose_batch(batch, torch.tensor([-4, -4]))
+    assert down[0, 0, 0, 6] == 1 and down[1, 0, 0, 73] == 1
+
+
+def test_bad_settings_are_refused_with_the_flag_named(tmp_path, queries_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "qbdi.cli", "train", "--corpus", str(queries_dir), "--out",
+         str(tmp_path / "x.safetensors"), "--epochs", "0"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--epochs" in result.stderr
+
+
+def test_missing_corpus_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "qbdi.cli", "train", "--corpus", str(tmp_path / "none"),
+         "--out", str(tmp_path / "x.safetensors")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not a folder" in result.stderr
+
+
+def test_torchrun_two_processes_ddp_gloo(tmp_path, queries_dir):
+    pytest.importorskip("torch.distributed.run")
+    out = tmp_path / "ddp.safetensors"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "qbdi.cli", "train", "--corpus", str(queries_dir), "--out", str(out),
+         "--epochs", "2", "--latent-dim", "8", "--hidden-dim", "16", "--no-progress"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("epoch 2/2") == 1  # only rank 0 reports
+    assert load_checkpoint(out).card.epochs == 2
