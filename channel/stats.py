@@ -1,0 +1,235 @@
+"""Per-dimension statistics of the latent source that drive the channel.
+
+The channel needs, per latent dimension, the source mean ``mu_e`` (what zero bits send) and a
+variance to allocate bits by. The paper's equations use the *source* variance, the variance
+of ``z_e`` across bars; the reference notebook used the *posterior* variance, the mean over
+bars of ``exp(logvar)``. Both are kept; :meth:`LatentStats.variance_for` picks one.
+
+Offline, :meth:`LatentStats.from_latents` takes the statistics over a whole query. Live,
+:class:`WindowStats` keeps them over the last ``window_bars`` bars, seeded from the corpus.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+AllocationVariance = Literal["source", "posterior"]
+"""Which variance allocates bits: ``"source"`` (the paper, the default) or ``"posterior"``
+(mean ``exp(logvar)``, the reference notebook's choice, kept to reproduce its outputs)."""
+
+ALLOCATION_VARIANCES: tuple[str, ...] = get_args(AllocationVariance)
+
+
+@dataclass(frozen=True, eq=False)
+class LatentStats:
+    """Mean, source variance and posterior variance per latent dimension, each ``(d,)``.
+
+    Guarantees: the three arrays are float64, finite, of one shape ``(d,)``, read-only
+    copies of what was passed, and both variances are >= 0.
+    """
+
+    mean: np.ndarray
+    source_var: np.ndarray
+    posterior_var: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrays = {}
+        for name in ("mean", "source_var", "posterior_var"):
+            value = np.array(getattr(self, name), dtype=np.float64)  # a copy
+            if value.ndim != 1:
+                raise ValueError(f"{name} must be (d,), got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} must be finite (found NaN or inf)")
+            value.setflags(write=False)
+            arrays[name] = value
+        if not arrays["mean"].shape == arrays["source_var"].shape == arrays["posterior_var"].shape:
+            shapes = {name: value.shape for name, value in arrays.items()}
+            raise ValueError(f"statistics must share one shape (d,), got {shapes}")
+        for name in ("source_var", "posterior_var"):
+            if np.any(arrays[name] < 0):
+                raise ValueError(f"{name} must be >= 0, found {arrays[name].min()}")
+        for name, value in arrays.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def dim(self) -> int:
+        """The latent size ``d``."""
+        return int(self.mean.shape[0])
+
+    @classmethod
+    def prior(cls, dim: int) -> LatentStats:
+        """The VAE prior N(0, I): mean 0, both variances 1."""
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        return cls(np.zeros(dim), np.ones(dim), np.ones(dim))
+
+    @classmethod
+    def from_latents(
+        cls,
+        z_e: np.ndarray,
+        *,
+        logvar: np.ndarray | None = None,
+        posterior_var: np.ndarray | None = None,
+    ) -> LatentStats:
+        """Statistics over a set of bars: ``z_e`` is ``(n_bars, d)``, n_bars >= 1.
+
+        ``mean`` and ``source_var`` are the mean and the population variance (ddof 0) of
+        ``z_e`` across bars; ``posterior_var`` is the mean across bars of ``exp(logvar)`` or of
+        ``posterior_var``, both ``(n_bars, d)``: give exactly one of them.
+        """
+        z = np.asarray(z_e, dtype=np.float64)
+        if z.ndim != 2 or z.shape[0] < 1:
+            raise ValueError(f"z_e must be (n_bars, d) with n_bars >= 1, got shape {z.shape}")
+        if (logvar is None) == (posterior_var is None):
+            raise ValueError("give exactly one of logvar and posterior_var")
+        if logvar is not None:
+            posterior = _exp_logvar(np.asarray(logvar, dtype=np.float64))
+        else:
+            posterior = np.asarray(posterior_var, dtype=np.float64)
+        if posterior.shape != z.shape:
+            raise ValueError(
+                f"posterior variance must have z_e's shape {z.shape}, got {posterior.shape}"
+            )
+        return cls(z.mean(axis=0), z.var(axis=0), posterior.mean(axis=0))
+
+    def variance_for(self, allocation: AllocationVariance) -> np.ndarray:
+        """The variance that allocates bits: ``source_var`` or ``posterior_var``."""
+        if allocation == "source":
+            return self.source_var
+        if allocation == "posterior":
+            return self.posterior_var
+        raise ValueError(f"allocation must be one of {ALLOCATION_VARIANCES}, got {allocation!r}")
+
+
+class WindowStats:
+    """Latent statistics over the last ``window_bars`` bars, for live use.
+
+    Scheme: the seed (the corpus statistics, or the prior) counts as ``seed_weight_bars``
+    pseudo-bars with the seed's mean and variances, pooled with the ``k`` bars in the window
+    (``k <= window_bars``, ``w = seed_weight_bars``, ``m``/``s2`` the window's own mean and
+    population variance):
+
+    * ``mean = (w * seed.mean + k * m) / (w + k)``,
+    * ``source_var = (w * seed.source_var + k * s2 + w k / (w + k) (m - seed.mean)^2) / (w + k)``,
+      the variance of the pooled set,
+    * ``posterior_var = (w * seed.posterior_var + sum exp(logvar)) / (w + k)``.
+
+    So one bar does not leave a zero variance, and the seed's pull is fixed at
+    ``w / (w + window_bars)`` once the window is full (it does not decay further). With
+    ``seed_weight_bars = 0`` :meth:`current` equals ``LatentStats.from_latents`` of the
+    window's bars (and is the seed while the window is empty). With an even integer ``w`` it
+    equals ``from_latents`` of the bars plus ``w / 2`` rows at
+    ``seed.mean + sqrt(seed.source_var)`` and ``w / 2`` at ``seed.mean - sqrt(...)``.
+
+    :meth:`push` and :meth:`current` cost O(d): a sliding Welford update of the window's mean
+    and sum of squared deviations (no cancellation of large raw sums), re-summed exactly from
+    the ring buffer once every ``window_bars`` pushes so rounding cannot drift.
+    """
+
+    def __init__(
+        self, seed: LatentStats, window_bars: int = 16, seed_weight_bars: float = 4.0
+    ) -> None:
+        if isinstance(window_bars, bool) or not isinstance(window_bars, numbers.Integral):
+            raise ValueError(f"window_bars must be an int >= 1, got {window_bars!r}")
+        if window_bars < 1:
+            raise ValueError(f"window_bars must be an int >= 1, got {window_bars!r}")
+        if not np.isfinite(seed_weight_bars) or seed_weight_bars < 0:
+            raise ValueError(f"seed_weight_bars must be finite and >= 0, got {seed_weight_bars}")
+        self._seed = seed
+        self._window_bars = int(window_bars)
+        self._seed_weight_bars = float(seed_weight_bars)
+        d = seed.dim
+        self._z = np.zeros((self._window_bars, d))  # ring buffer of z_e rows
+        self._pv = np.zeros((self._window_bars, d))  # ring buffer of exp(logvar) rows
+        self.reset()
+
+    @property
+    def window_bars(self) -> int:
+        return self._window_bars
+
+    @property
+    def seed_weight_bars(self) -> float:
+        return self._seed_weight_bars
+
+    @property
+    def bars(self) -> int:
+        """How many bars the window holds now (at most ``window_bars``)."""
+        return self._count
+
+    def reset(self) -> None:
+        """Empty the window; :meth:`current` is the seed again."""
+        self._count = 0
+        self._next = 0
+        self._pushes_since_resum = 0
+        d = self._seed.dim
+        self._mean = np.zeros(d)  # window mean of z_e
+        self._m2 = np.zeros(d)  # window sum of squared deviations from its mean
+        self._sum_pv = np.zeros(d)
+
+    def push(self, z_e_row: np.ndarray, logvar_row: np.ndarray) -> None:
+        """Add one bar (``(d,)`` each), dropping the oldest when the window is full.
+
+        Raises ValueError for a wrong shape or non-finite values, leaving the window as it was.
+        """
+        d = self._seed.dim
+        z = np.asarray(z_e_row, dtype=np.float64)
+        logvar = np.asarray(logvar_row, dtype=np.float64)
+        if z.shape != (d,) or logvar.shape != (d,):
+            raise ValueError(f"rows must be ({d},), got z_e {z.shape} and logvar {logvar.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("z_e_row must be finite (found NaN or inf)")
+        pv = _exp_logvar(logvar)
+        slot = self._next
+        if self._count == self._window_bars:  # replace the oldest bar, k stays the same
+            old = self._z[slot]
+            new_mean = self._mean + (z - old) / self._count
+            self._m2 += (z - old) * (z - new_mean + old - self._mean)
+            self._mean = new_mean
+            self._sum_pv += pv - self._pv[slot]
+        else:  # grow the window by one bar
+            self._count += 1
+            delta = z - self._mean
+            self._mean = self._mean + delta / self._count
+            self._m2 += delta * (z - self._mean)
+            self._sum_pv += pv
+        self._z[slot] = z
+        self._pv[slot] = pv
+        self._next = (slot + 1) % self._window_bars
+        self._pushes_since_resum += 1
+        if self._pushes_since_resum >= self._window_bars:
+            self._resum()
+
+    def current(self) -> LatentStats:
+        """The statistics now, by the scheme in the class docstring."""
+        w, k, seed = self._seed_weight_bars, self._count, self._seed
+        total = w + k
+        if k == 0:
+            return seed
+        offset = self._mean - seed.mean
+        m2 = w * seed.source_var + np.maximum(self._m2, 0.0) + (w * k / total) * offset**2
+        return LatentStats(
+            mean=seed.mean + (k / total) * offset,
+            source_var=m2 / total,
+            posterior_var=(w * seed.posterior_var + self._sum_pv) / total,
+        )
+
+    def _resum(self) -> None:
+        held = self._z[: self._count]
+        self._mean = held.mean(axis=0)
+        self._m2 = ((held - self._mean) ** 2).sum(axis=0)
+        self._sum_pv = self._pv[: self._count].sum(axis=0)
+        self._pushes_since_resum = 0
+
+
+def _exp_logvar(logvar: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(logvar)):
+        raise ValueError("logvar must be finite (found NaN or inf)")
+    with np.errstate(over="ignore"):
+        variance = np.exp(logvar)
+    if not np.all(np.isfinite(variance)):
+        raise ValueError(f"exp(logvar) overflows: logvar up to {logvar.max()}")
+    return variance
