@@ -89,6 +89,7 @@ class Improviser:
             self.settings = settings
         self.rng = np.random.default_rng(self.settings.seed)
         self.window = WindowStats(self.seed_stats(), self.settings.window_bars)
+        self._fixed_allocation: tuple[tuple, np.ndarray] | None = None
 
     def update(self, settings: ImproviserSettings) -> None:
         """Change settings between bars, keeping the RNG stream and the stats window (a new
@@ -163,8 +164,20 @@ class Improviser:
         if self.settings.reallocate_per_bar:
             bits = allocate_bits(np.square(z_e - stats.mean), budget)
         else:
-            bits = allocate_bits(variance, budget)[None]
+            bits = self._allocation(variance, budget)
         return transmit(z_e, stats.mean, variance, bits, self.rng), bits
+
+    def _allocation(self, variance: np.ndarray, budget: int) -> np.ndarray:
+        """Bits per dimension, ``(1, latent)``; computed once while the statistics are fixed
+        (corpus or prior), since the live loop would otherwise redo it every bar."""
+        fixed = self.settings.stats in ("corpus", "prior")
+        key = (self.settings.stats, self.settings.allocation, self.settings.encoding, budget)
+        if fixed and self._fixed_allocation is not None and self._fixed_allocation[0] == key:
+            return self._fixed_allocation[1]
+        bits = allocate_bits(variance, budget)[None]
+        if fixed:
+            self._fixed_allocation = (key, bits)
+        return bits
 
     def _stats(self, z_e: np.ndarray, logvar: np.ndarray, live: bool) -> LatentStats:
         source = self.settings.stats

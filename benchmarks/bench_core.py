@@ -1,0 +1,138 @@
+"""Core benchmarks: per-bar encode+decode latency on one thread, batched render throughput
+(model + channel), and the wall time of `qbdi render` on a long real file, start-up included.
+
+Run: python benchmarks/bench_core.py [--model PATH] [--json OUT.json]
+Prints a table; the numbers are this machine's (2-core CPU here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# One thread for the latency numbers: set before numpy loads its BLAS. The throughput run
+# (QBDI_BENCH_THROUGHPUT set) uses every core.
+ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+if "QBDI_BENCH_THROUGHPUT" not in os.environ:
+    for name in ONE_THREAD:
+        os.environ.setdefault(name, "1")
+
+import numpy as np  # noqa: E402
+
+from qbdi.bars import flatten_bars, notes_to_bars  # noqa: E402
+from qbdi.improviser import Improviser, ImproviserSettings  # noqa: E402
+from qbdi.midifile import read_midi  # noqa: E402
+from qbdi.models.checkpoint import load_checkpoint  # noqa: E402
+from qbdi.models.runtime import InferenceModel, logits_to_bars  # noqa: E402
+
+QUERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries"
+LONG_QUERY = QUERIES / "prokofiev-prksn2_4-six-eight.mid"  # 4 min 24 s, 249 frames
+
+
+def percentile_ms(samples_s: list[float], q: float) -> float:
+    return float(np.percentile(samples_s, q) * 1e3)
+
+
+def bench_bar_latency(model: InferenceModel, bars: np.ndarray, repeats: int = 2000) -> dict:
+    flat = flatten_bars(bars)
+    samples = []
+    for i in range(repeats):
+        row = flat[i % len(flat)][None]
+        started = time.perf_counter()
+        mu, _ = model.encode(row)
+        logits_to_bars(model.decode_logits(mu), 0.7)
+        samples.append(time.perf_counter() - started)
+    return {"median_ms": percentile_ms(samples, 50), "p99_ms": percentile_ms(samples, 99)}
+
+
+def bench_step_latency(improviser: Improviser, bars: np.ndarray, repeats: int = 2000) -> dict:
+    samples = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        improviser.step(bars[i % len(bars)])
+        samples.append(time.perf_counter() - started)
+    return {"median_ms": percentile_ms(samples, 50), "p99_ms": percentile_ms(samples, 99)}
+
+
+def bench_throughput(checkpoint, bars: np.ndarray, budget, n_bars: int = 16384) -> float:
+    """Bars per second of improvise() on a large batch (model + channel time only)."""
+    batch = bars[np.arange(n_bars) % len(bars)]
+    improviser = Improviser.from_checkpoint(
+        checkpoint, ImproviserSettings(stats="query", budget_bits=budget))
+    improviser.improvise(batch[:256])  # warm up
+    started = time.perf_counter()
+    improviser.improvise(batch)
+    return n_bars / (time.perf_counter() - started)
+
+
+def bench_render_wall(model_arg: list[str], out: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "qbdi.cli", "render", str(LONG_QUERY), "-o", str(out),
+                    "--bits", "256", *model_arg], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    checkpoint = load_checkpoint(args.model)
+    bars = notes_to_bars(read_midi(LONG_QUERY).notes)
+    model = InferenceModel.from_checkpoint(checkpoint)
+    improviser = Improviser.from_checkpoint(checkpoint, ImproviserSettings(budget_bits=256))
+    results = {
+        "model": checkpoint.path,
+        "encode_decode_1thread": bench_bar_latency(model, bars),
+        "improviser_step_1thread_256bits": bench_step_latency(improviser, bars),
+    }
+    # Throughput may use both cores: this script again, without the one-thread limits.
+    env = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}
+    env["QBDI_BENCH_THROUGHPUT"] = checkpoint.path
+    throughput = subprocess.run([sys.executable, __file__], check=True, capture_output=True,
+                                text=True, env=env).stdout
+    results["render_bars_per_s_2cores"] = json.loads(throughput)
+    model_arg = ["--model", str(args.model)] if args.model else []
+    out = Path("/tmp/qbdi-bench-render.mid")
+    results["render_wall_s_264s_file"] = min(bench_render_wall(model_arg, out) for _ in range(3))
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def print_table(results: dict) -> None:
+    rows = [
+        ("encode+decode one bar, 1 thread", "median / p99 ms",
+         f"{results['encode_decode_1thread']['median_ms']:.3f} / "
+         f"{results['encode_decode_1thread']['p99_ms']:.3f}", "p99 <= 0.5"),
+        ("improviser.step (window stats, 256 bits), 1 thread", "median / p99 ms",
+         f"{results['improviser_step_1thread_256bits']['median_ms']:.3f} / "
+         f"{results['improviser_step_1thread_256bits']['p99_ms']:.3f}", "p99 <= 0.5"),
+        ("batched render, 256 bits (model+channel)", "bars/s",
+         f"{results['render_bars_per_s_2cores']['256']:,.0f}", ">= 50,000"),
+        ("batched render, full rate", "bars/s",
+         f"{results['render_bars_per_s_2cores']['full']:,.0f}", ">= 50,000"),
+        ("qbdi render, 4m24s file, start-up included", "s wall",
+         f"{results['render_wall_s_264s_file']:.2f}", "< 2"),
+    ]
+    print(f"{'benchmark':<52} {'unit':<16} {'measured':>16} {'target':>12}")
+    for name, unit, value, target in rows:
+        print(f"{name:<52} {unit:<16} {value:>16} {target:>12}")
+
+
+def throughput_only(checkpoint_path: str) -> None:
+    checkpoint = load_checkpoint(checkpoint_path)
+    bars = notes_to_bars(read_midi(LONG_QUERY).notes)
+    print(json.dumps({str(b): bench_throughput(checkpoint, bars, b) for b in (256, "full")}))
+
+
+if __name__ == "__main__":
+    if "QBDI_BENCH_THROUGHPUT" in os.environ:
+        throughput_only(os.environ["QBDI_BENCH_THROUGHPUT"])
+    else:
+        main()

@@ -1,0 +1,127 @@
+"""Musical acceptance of the channel: how closely renderings at each bit budget follow
+their query, bar by bar (``qbdi score``).
+
+For each query and budget the query is rendered with several seeds and each output bar is
+scored against its query bar (:mod:`qbdi.scoring`): chroma cosine, onset F1, plus two
+measures of the zero-bit behaviour: how many distinct bars the output has, and whether its
+key (Krumhansl-Kessler key finding on the whole piece's chroma) has the query's tonic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from qbdi.bars import chroma_per_bar, notes_to_bars
+from qbdi.improviser import Improviser, ImproviserSettings
+from qbdi.midifile import Score
+from qbdi.scoring import agreement
+
+DEFAULT_BUDGETS: tuple[int | str, ...] = (0, 16, 32, 64, 128, 256, 512, 1024, "full")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetScore:
+    query: str
+    budget_bits: int | str
+    chroma_cosine: float
+    onset_f1: float
+    distinct_bars_fraction: float
+    tonal_centre_match: bool
+    seeds: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def estimate_key(bars: np.ndarray) -> str:
+    """The best-correlating of the 24 major and minor keys, e.g. ``"A minor"``; ``"silence"``
+    when nothing sounds."""
+    chroma = chroma_per_bar(bars).sum(axis=0)
+    if not chroma.any():
+        return "silence"
+    best, best_r = "", -2.0
+    for tonic in range(12):
+        for name, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+            r = np.corrcoef(chroma, np.roll(profile, tonic))[0, 1]
+            if np.isfinite(r) and r > best_r:
+                best, best_r = f"{PITCH_CLASSES[tonic]} {name}", r
+    return best or "silence"
+
+
+def tonal_centre(bars: np.ndarray) -> int:
+    """The tonic pitch class of :func:`estimate_key` (-1 for silence)."""
+    key = estimate_key(bars)
+    return -1 if key == "silence" else PITCH_CLASSES.index(key.split()[0])
+
+
+def distinct_fraction(bars: np.ndarray) -> float:
+    """Distinct sounding output bars / sounding bars (0 when nothing sounds)."""
+    sounding = [bar.tobytes() for bar in bars if bar.any()]
+    return len(set(sounding)) / len(sounding) if sounding else 0.0
+
+
+def score_budgets(name: str, score: Score, improviser: Improviser,
+                  base: ImproviserSettings, budgets=DEFAULT_BUDGETS,
+                  seeds: int = 3) -> list[BudgetScore]:
+    """Render ``score`` at each budget with ``seeds`` seeds; average the agreement."""
+    query_bars = notes_to_bars(score.notes)
+    rows = []
+    for budget in budgets:
+        chroma, onset, distinct, centre = [], [], [], []
+        for seed in range(seeds):
+            improviser.reset(base.model_copy(update={"budget_bits": budget,
+                                                     "seed": base.seed + seed}))
+            output, _ = improviser.improvise(query_bars)
+            result = agreement(output, query_bars)
+            chroma.append(result.chroma_cosine)
+            onset.append(result.onset_f1)
+            distinct.append(distinct_fraction(output))
+            centre.append(tonal_centre(output) == tonal_centre(query_bars))
+        rows.append(BudgetScore(name, budget, float(np.mean(chroma)), float(np.mean(onset)),
+                                float(np.mean(distinct)), bool(np.mean(centre) >= 0.5), seeds))
+    return rows
+
+
+def is_monotone(values: list[float], tolerance: float = 0.0) -> bool:
+    """True when each value is at least the previous minus ``tolerance``."""
+    return all(b >= a - tolerance for a, b in itertools.pairwise(values))
+
+
+def format_table(rows: list[BudgetScore]) -> str:
+    lines = [f"{'query':<44} {'bits':>5} {'chroma':>7} {'onsetF1':>8} {'distinct':>9} {'tonic':>6}"]
+    for row in rows:
+        lines.append(f"{row.query[:44]:<44} {row.budget_bits!s:>5} {row.chroma_cosine:7.3f} "
+                     f"{row.onset_f1:8.3f} {row.distinct_bars_fraction:9.2f} "
+                     f"{'yes' if row.tonal_centre_match else 'no':>6}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[BudgetScore], path: str) -> None:
+    """Chroma cosine and onset F1 against the budget, one line per query."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    queries = sorted({row.query for row in rows})
+    for query in queries:
+        mine = [row for row in rows if row.query == query]
+        labels = [str(row.budget_bits) for row in mine]
+        axes[0].plot(labels, [row.chroma_cosine for row in mine], marker="o", label=query)
+        axes[1].plot(labels, [row.onset_f1 for row in mine], marker="o", label=query)
+    axes[0].set(title="chroma cosine vs query", xlabel="bits per bar", ylim=(0, 1.02))
+    axes[1].set(title="onset F1 vs query", xlabel="bits per bar", ylim=(0, 1.02))
+    axes[1].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,85 @@
+import subprocess
+import sys
+
+import mido
+import pytest
+
+from qbdi.bars import STEPS_PER_BAR
+from qbdi.midifile import read_midi
+
+QUERY = "prokofiev-visions-fugitives-vf_no2.mid"
+
+
+def qbdi(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "qbdi.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_render_follows_the_query_bars_and_tempo(tmp_path, queries_dir, tiny_checkpoint):
+    out = tmp_path / "out.mid"
+    result = qbdi("render", queries_dir / QUERY, "-o", out, "--bits", "32", "--model",
+                  tiny_checkpoint, "--threshold", "0.2")
+    assert result.returncode == 0, result.stderr
+    query, rendered = read_midi(queries_dir / QUERY), read_midi(out)
+    assert rendered.notes, "the tiny model at threshold 0.2 plays"
+    assert rendered.n_steps <= query.n_bars * STEPS_PER_BAR
+    assert rendered.tempos == query.tempos
+
+
+def test_with_query_adds_a_second_track_on_channel_2(tmp_path, queries_dir, tiny_checkpoint):
+    out = tmp_path / "both.mid"
+    assert qbdi("render", queries_dir / QUERY, "-o", out, "--model", tiny_checkpoint,
+                "--with-query", "--threshold", "0.2").returncode == 0
+    channels = {m.channel for track in mido.MidiFile(out).tracks for m in track
+                if m.type == "note_on"}
+    assert channels == {0, 1}
+    query_notes = read_midi(queries_dir / QUERY).notes
+    assert len([n for n in read_midi(out).notes]) >= len(query_notes)
+
+
+def test_same_seed_gives_an_identical_file(tmp_path, queries_dir, tiny_checkpoint):
+    paths = [tmp_path / f"{name}.mid" for name in ("a", "b", "c")]
+    for path, seed in zip(paths, (1, 1, 2), strict=True):
+        assert qbdi("render", queries_dir / QUERY, "-o", path, "--model", tiny_checkpoint,
+                    "--bits", "16", "--seed", seed, "--sampling").returncode == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+
+
+def test_sweep_writes_one_file_per_budget(tmp_path, queries_dir, tiny_checkpoint):
+    out = tmp_path / "sweep.mid"
+    result = qbdi("render", queries_dir / QUERY, "-o", out, "--model", tiny_checkpoint,
+                  "--sweep", "0,64,full")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sweep.bits-0.mid", "sweep.bits-64.mid", "sweep.bits-full.mid"]
+
+
+def test_six_eight_renders_with_a_warning_and_strict_refuses(tmp_path, queries_dir,
+                                                             tiny_checkpoint):
+    query = queries_dir / "prokofiev-prksn2_4-six-eight.mid"
+    result = qbdi("render", query, "-o", tmp_path / "x.mid", "--model", tiny_checkpoint)
+    assert result.returncode == 0 and "6/8" in result.stderr and "frames" in result.stderr
+    strict = qbdi("render", query, "-o", tmp_path / "y.mid", "--model", tiny_checkpoint,
+                  "--metre", "strict")
+    assert strict.returncode == 2 and "6/8" in strict.stderr
+
+
+@pytest.mark.parametrize(("bits", "message"), [("-3", ">= 0"), ("many", "whole number"),
+                                               ("1.5", "whole number")])
+def test_bad_bits_are_refused(tmp_path, queries_dir, bits, message):
+    result = qbdi("render", queries_dir / QUERY, "-o", tmp_path / "x.mid", "--bits", bits)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_missing_and_non_midi_inputs_are_refused(tmp_path, queries_dir):
+    missing = qbdi("render", tmp_path / "none.mid", "-o", tmp_path / "x.mid")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    text = qbdi("render", queries_dir / "README.md", "-o", tmp_path / "x.mid")
+    assert text.returncode == 2 and "not a readable MIDI file" in text.stderr
+
+
+def test_missing_model_is_named(tmp_path, queries_dir):
+    result = qbdi("render", queries_dir / QUERY, "-o", tmp_path / "x.mid", "--model",
+                  tmp_path / "absent.safetensors")
+    assert result.returncode == 2 and "absent.safetensors" in result.stderr
