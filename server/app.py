@@ -1,0 +1,160 @@
+"""``qbdi serve``, ``qbdi ports``, ``qbdi presets`` and ``qbdi osc-help``: building the server
+from command-line options, and running it until SIGINT/SIGTERM.
+
+Start-up fails at once (a :class:`~qbdi.errors.QbdiError`, exit 2) when the preset, the
+model, the MIDI backend or the OSC socket is unusable; it never falls back to another
+device silently. Once the ports and the OSC socket are open it prints one ``ready`` line on
+stdout (tests and benchmarks wait for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from pydantic import ValidationError
+
+from qbdi.errors import QbdiError
+from qbdi.presets import Preset, changed, describe_error, list_presets, load_preset, preset_path
+from qbdi.server.clocks import InternalClock, MidiClockFollower
+from qbdi.server.osc import help_text, markdown_table
+from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
+from qbdi.server.ports import BACKENDS, MemoryPorts, MidoPorts, Ports, detect_backend, list_ports
+from qbdi.server.status import StatusLine, configure_logging
+
+log = logging.getLogger("qbdi.server")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="default",
+                        help="shipped preset name or a preset file (default: default)")
+    parser.add_argument("--model", default=None,
+                        help="checkpoint (default: the shipped Bach chorale model)")
+    parser.add_argument("--in", dest="in_port", default=None,
+                        help="connect to this existing input port instead of creating "
+                             "'qbdi in'")
+    parser.add_argument("--out", dest="out_port", default=None,
+                        help="connect to this existing output port instead of creating "
+                             "'qbdi out'")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="MIDI backend (default: detected; memory = no MIDI, smoke test)")
+    parser.add_argument("--osc-host", default="127.0.0.1",
+                        help="address to listen on for OSC (default 127.0.0.1)")
+    parser.add_argument("--osc-port", type=int, default=9000,
+                        help="UDP port for OSC (default 9000; 0 = any free port)")
+    parser.add_argument("--osc-allow", default="",
+                        help="comma-separated client IPs allowed when --osc-host is not "
+                             "loopback")
+    parser.add_argument("--osc-rate", type=float, default=200.0,
+                        help="most OSC messages accepted per second (default 200)")
+    parser.add_argument("--feedback", default=None, metavar="HOST:PORT",
+                        help="send values, bar reports, errors and a heartbeat here")
+    parser.add_argument("--bpm", type=float, default=None,
+                        help="tempo of the internal clock (default: the preset's)")
+    parser.add_argument("--clock", choices=["internal", "midi"], default="internal",
+                        help="internal tempo, or follow MIDI clock from the DAW on the input")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--log-json", action="store_true",
+                        help="structured logs: one JSON object per line on stderr")
+
+
+def starting_state(preset: str, bpm: float | None) -> Preset:
+    state = load_preset(preset)
+    if bpm is None:
+        return state
+    try:
+        return changed(state, tempo_bpm=bpm)
+    except ValidationError as err:
+        raise QbdiError(f"--bpm: {describe_error(err)}") from err
+
+
+def open_ports(backend: str | None, in_port: str | None, out_port: str | None) -> Ports:
+    """The ports for ``--backend`` (detected when None); fails at once when none works."""
+    backend = backend or detect_backend()
+    if backend == "memory":
+        return MemoryPorts()
+    return MidoPorts(backend, in_port, out_port)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; every note ends before exit."""
+    from qbdi.improviser import Improviser
+    from qbdi.models.checkpoint import load_checkpoint
+    from qbdi.server.loop import Server
+
+    configure_logging(args.quiet, args.log_json)
+    state = starting_state(args.preset, args.bpm)
+    feedback = parse_target(args.feedback) if args.feedback else None
+    allow = check_bind(args.osc_host,
+                       [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
+    ports = open_ports(args.backend, args.in_port, args.out_port)
+    improviser = Improviser.from_checkpoint(load_checkpoint(args.model), state.improviser)
+    clock = InternalClock(state.tempo_bpm) if args.clock == "internal" else MidiClockFollower()
+    status = StatusLine(args.quiet, args.log_json)
+    server = Server(ports, clock, improviser, state, on_bar=status)
+    transport = OscTransport(server.post_osc, args.osc_host, args.osc_port, allow, feedback,
+                             args.osc_rate)
+    server.feedback = transport
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        server.start()
+        transport.start()
+        print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}, "
+              f"osc {transport.host}:{transport.port}, clock {args.clock}, "
+              f"preset {args.preset}", flush=True)
+        server.serve(stop)
+    finally:
+        server.shutdown()
+        transport.close()
+        status.finish()
+    c = server.counters
+    log.info("stopped after %d bars: %d overruns, %d skipped, %d errors", c.bars, c.overruns,
+             c.skipped_bars, c.bar_errors)
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: ending notes and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
+
+
+def ports(args: argparse.Namespace) -> int:
+    """List the MIDI input and output ports the backend sees."""
+    backend = args.backend or detect_backend()
+    inputs, outputs = list_ports(backend)
+    print(f"backend: {backend}")
+    print("inputs (for --in):")
+    for name in inputs:
+        print(f"  {name}")
+    print("outputs (for --out):")
+    for name in outputs:
+        print(f"  {name}")
+    return 0
+
+
+def presets(args: argparse.Namespace) -> int:
+    """List the shipped presets with their descriptions; every file is validated."""
+    failed = 0
+    for name in list_presets():
+        try:
+            print(f"{name:12s} {load_preset(name).description}")
+        except QbdiError as err:
+            failed += 1
+            print(f"{name:12s} INVALID: {err}", file=sys.stderr)
+    print(f"(folder: {preset_path('default').parent})")
+    return 2 if failed else 0
+
+
+def osc_help(args: argparse.Namespace) -> int:
+    """Print the OSC protocol, from the handlers' docstrings."""
+    print(markdown_table() if args.markdown else help_text())
+    return 0

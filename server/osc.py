@@ -1,0 +1,283 @@
+"""The OSC address table: every address the server answers, in one place.
+
+Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
+:func:`markdown_table` writes the README table from it. Handlers run on the loop thread
+(the socket thread only enqueues), take the server's :class:`Controls` and the message's
+arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
+the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
+
+This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pythonosc.dispatcher import Dispatcher
+
+from qbdi.presets import Preset
+
+MODES = ("query", "free", "echo", "mute")
+STATS = ("query", "window", "corpus", "prior")
+SILENCE = ("silent", "repeat")
+MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
+
+
+class Controls(Protocol):
+    """What a handler may do to the server."""
+
+    state: Preset
+
+    def change(self, **updates: Any) -> None:
+        """Apply a validated change of the state, or raise ``ValueError``."""
+
+    def set_tempo(self, tempo_bpm: float) -> None: ...
+
+    def load_preset(self, name: str) -> None: ...
+
+    def panic(self) -> None: ...
+
+    def send_status(self) -> None: ...
+
+
+Handler = Callable[[Controls, Sequence[Any]], None]
+Report = Callable[[Preset], list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class OscAddress:
+    """One row of the table: the address, its arguments, what to do and what to report."""
+
+    address: str
+    arguments: str
+    handler: Handler
+    report: Report | None = None  # the value sent back after a change
+
+    @property
+    def doc(self) -> str:
+        return " ".join((self.handler.__doc__ or "").split())
+
+
+# -- argument checks: each returns the value or raises ValueError with the reason -------
+
+def _one(args: Sequence[Any]) -> Any:
+    if len(args) != 1:
+        raise ValueError(f"expects one argument, got {len(args)}")
+    return args[0]
+
+
+def _none(args: Sequence[Any]) -> None:
+    if args:
+        raise ValueError(f"expects no argument, got {len(args)}")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expects a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expects a finite number, got {value}")
+    return float(value)
+
+
+def _integer(value: Any) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError(f"expects a whole number, got {value}")
+    return int(number)
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("on", "off", "true", "false"):
+        return value.lower() in ("on", "true")
+    raise ValueError(f"expects 0/1, true/false or on/off, got {value!r}")
+
+
+def _choice(value: Any, options: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"expects one of {'|'.join(options)}, got {value!r}")
+    return value
+
+
+# -- the handlers: docstrings are the protocol documentation ----------------------------
+
+def bits(ctl: Controls, args: Sequence[Any]) -> None:
+    """Bits per bar through the latent channel: a whole number >= 0, or "full" to bypass
+    the channel. 0 drifts to the corpus mean (the tonic); more bits follow the player
+    more closely. Replies /qbdi/bits with the value now in use."""
+    value = _one(args)
+    budget: int | str = "full" if value == "full" else _integer(value)
+    if isinstance(budget, int) and budget < 0:
+        raise ValueError(f"expects bits >= 0 or 'full', got {budget}")
+    ctl.change(improviser={"budget_bits": budget})
+
+
+def mode(ctl: Controls, args: Sequence[Any]) -> None:
+    """What answers: query (the player through the channel), free (from the prior, plays
+    without input), echo (the input unchanged, for routing checks) or mute. Ends every
+    sounding note. Replies /qbdi/mode."""
+    ctl.change(improviser={"mode": _choice(_one(args), MODES)})
+
+
+def bpm(ctl: Controls, args: Sequence[Any]) -> None:
+    """Tempo of the internal clock in beats per minute (20-960); the position in the bar
+    does not jump. Refused while following MIDI clock. Replies /qbdi/bpm."""
+    ctl.set_tempo(_number(_one(args)))
+
+
+def threshold(ctl: Controls, args: Sequence[Any]) -> None:
+    """Note probability above which the decoder plays a feature, strictly between 0 and 1
+    (default 0.7): lower plays more notes. Replies /qbdi/threshold."""
+    ctl.change(improviser={"threshold": _number(_one(args))})
+
+
+def sampling(ctl: Controls, args: Sequence[Any]) -> None:
+    """1/true/on: draw notes by Bernoulli sampling instead of the threshold; 0/false/off:
+    threshold. Replies /qbdi/sampling 0|1."""
+    ctl.change(improviser={"sampling": _switch(_one(args))})
+
+
+def stats(ctl: Controls, args: Sequence[Any]) -> None:
+    """Where the channel's per-dimension mean and variance come from: window (recent bars,
+    seeded by the corpus), query (live: same as window), corpus or prior. Replies
+    /qbdi/stats."""
+    ctl.change(improviser={"stats": _choice(_one(args), STATS)})
+
+
+def seed(ctl: Controls, args: Sequence[Any]) -> None:
+    """Random seed (whole number >= 0): restarts the random stream and the statistics
+    window, so the same input gives the same answers again. Replies /qbdi/seed."""
+    value = _integer(_one(args))
+    if value < 0:
+        raise ValueError(f"expects a seed >= 0, got {value}")
+    ctl.change(improviser={"seed": value})
+
+
+def silence(ctl: Controls, args: Sequence[Any]) -> None:
+    """Query mode with no input in a bar: silent (answer nothing) or repeat (answer the
+    last non-empty bar again, keeping the texture). Replies /qbdi/silence."""
+    ctl.change(playing={"silence": _choice(_one(args), SILENCE)})
+
+
+def velocity(ctl: Controls, args: Sequence[Any]) -> None:
+    """follow: answers take the mean velocity the player struck in the bar they answer;
+    a number 1-127: every answer note at that fixed velocity. Replies /qbdi/velocity."""
+    value = _one(args)
+    if value == "follow":
+        ctl.change(playing={"velocity": "follow"})
+    else:
+        ctl.change(playing={"velocity": "fixed", "fixed_velocity": _integer(value)})
+
+
+def preset(ctl: Controls, args: Sequence[Any]) -> None:
+    """Load a shipped preset by name (see `qbdi presets`) or a preset file by path. Ends
+    every sounding note; a bad preset is refused and the current state stays. Replies with
+    every value of the new state."""
+    name = _one(args)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"expects a preset name, got {name!r}")
+    ctl.load_preset(name)
+
+
+def panic(ctl: Controls, args: Sequence[Any]) -> None:
+    """No arguments. Ends every sounding note now (note-offs, then CC 123) and drops the
+    answer being played; the next bar plays normally."""
+    _none(args)
+    ctl.panic()
+
+
+def status(ctl: Controls, args: Sequence[Any]) -> None:
+    """No arguments. Replies with every current value (/qbdi/bits, /qbdi/mode, ...) and
+    /qbdi/status with the bar counter, overruns, notes in/out and malformed packets as
+    name, value pairs."""
+    _none(args)
+    ctl.send_status()
+
+
+def _velocity_report(state: Preset) -> list[Any]:
+    play = state.playing
+    return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
+
+
+TABLE: tuple[OscAddress, ...] = (
+    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits,
+               lambda s: [s.improviser.budget_bits]),
+    OscAddress("/qbdi/mode", "query|free|echo|mute", mode, lambda s: [s.improviser.mode]),
+    OscAddress("/qbdi/bpm", "float 20-960", bpm, lambda s: [s.tempo_bpm]),
+    OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
+               lambda s: [s.improviser.threshold]),
+    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)]),
+    OscAddress("/qbdi/stats", "window|query|corpus|prior", stats,
+               lambda s: [s.improviser.stats]),
+    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
+    OscAddress("/qbdi/silence", "silent|repeat", silence, lambda s: [s.playing.silence]),
+    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
+    OscAddress("/qbdi/preset", "name | path", preset),
+    OscAddress("/qbdi/panic", "", panic),
+    OscAddress("/qbdi/status", "", status),
+)
+
+BY_ADDRESS = {row.address: row for row in TABLE}
+
+# Sent by the server, documented with the table.
+FEEDBACK: tuple[tuple[str, str, str], ...] = (
+    ("/qbdi/bar", "bar compute_ms dims_with_bits notes_in notes_out",
+     "after every bar answered"),
+    ("/qbdi/overrun", "bar compute_ms overruns",
+     "a bar whose answer was not ready in time; its late notes are dropped"),
+    ("/qbdi/error", "reason", "a refused message or value, or an error inside a bar"),
+    ("/qbdi/heartbeat", "uptime_s bar", "once a second"),
+    ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
+)
+
+
+def build_dispatcher() -> Dispatcher:
+    """python-osc's Dispatcher over the table, for OSC address patterns (``/qbdi/*``).
+
+    ``strict_timing=False``: a bundle's future timetag must never put the loop to sleep.
+    """
+    dispatcher = Dispatcher(strict_timing=False)
+    for row in TABLE:
+        dispatcher.map(row.address, row.handler)
+    return dispatcher
+
+
+def rows_for(dispatcher: Dispatcher, address: str) -> list[OscAddress]:
+    """The table rows an incoming address (or pattern) names; empty when none."""
+    if address in BY_ADDRESS:
+        return [BY_ADDRESS[address]]
+    if len(address) > MAX_ADDRESS_CHARS or not address.startswith("/"):
+        return []
+    handlers = {id(h.callback) for h in dispatcher.handlers_for_address(address)}
+    return [row for row in TABLE if id(row.handler) in handlers]
+
+
+def help_text() -> str:
+    """The protocol as plain text, from the table (``qbdi osc-help``)."""
+    lines = ["Messages the server receives:", ""]
+    for row in TABLE:
+        lines.append(f"  {row.address} {row.arguments}".rstrip())
+        lines.append(f"      {row.doc}")
+    lines += ["", "Messages the server sends (to --feedback and to the sender):", ""]
+    for address, arguments, when in FEEDBACK:
+        lines.append(f"  {address} {arguments}")
+        lines.append(f"      {when}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's OSC table, from the same source."""
+    lines = ["| Address | Arguments | What it does |", "|---|---|---|"]
+    for row in TABLE:
+        doc = row.doc.replace("|", "\\|")  # a bar inside a cell would split it
+        lines.append(f"| `{row.address}` | {row.arguments.replace('|', ' or ')} | {doc} |")
+    lines += ["", "| Feedback address | Arguments | When |", "|---|---|---|"]
+    for address, arguments, when in FEEDBACK:
+        lines.append(f"| `{address}` | {arguments} | {when} |")
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""OSC over UDP: a socket thread that parses datagrams and enqueues messages, and feedback.
+
+The receiving thread only parses and enqueues (``on_message(address, args, sender)``); the
+loop thread handles them. At this edge:
+
+* A datagram that does not parse is counted in ``malformed`` and logged, never silently
+  dropped.
+* Senders outside the allowlist are dropped and counted (binding beyond loopback needs an
+  allowlist: see :func:`check_bind`).
+* More than ``rate_per_s`` messages a second (a token bucket of one second's worth) are
+  dropped and counted in ``rate_limited``.
+
+Feedback goes out of the same socket, so a client that sent from a port hears replies there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket, ParseError
+
+from qbdi.server.errors import OscSetupError
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+OnOsc = Callable[[str, list[Any], Address], None]
+MAX_DATAGRAM_BYTES = 65_535
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_bind(host: str, allow: Iterable[str]) -> frozenset[str]:
+    """The allowlist to use for binding ``host``; refuses an open bind without one.
+
+    Loopback binds accept loopback senders only (all a loopback socket can hear).
+    """
+    allowed = frozenset(allow)
+    if not is_loopback(host) and not allowed:
+        raise OscSetupError(f"--osc-host {host} accepts packets from the network: name the "
+                            "clients allowed to control the server with --osc-allow IP[,IP]")
+    for entry in allowed:
+        try:
+            ipaddress.ip_address(entry)
+        except ValueError as err:
+            raise OscSetupError(f"--osc-allow: {entry!r} is not an IP address") from err
+    return allowed
+
+
+def parse_target(text: str) -> Address:
+    """``HOST:PORT`` -> ``(host, port)``; raises :class:`OscSetupError`."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+        raise OscSetupError(f"--feedback expects HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def encode(address: str, args: Sequence[Any]) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class TokenBucket:
+    """``rate_per_s`` events a second on average, bursts of up to one second's worth."""
+
+    def __init__(self, rate_per_s: float, now_s: Callable[[], float] = time.monotonic) -> None:
+        self.rate_per_s = rate_per_s
+        self._now_s = now_s
+        self._tokens = rate_per_s
+        self._last_s = now_s()
+
+    def take(self) -> bool:
+        now_s = self._now_s()
+        self._tokens = min(self.rate_per_s, self._tokens + (now_s - self._last_s) * self.rate_per_s)
+        self._last_s = now_s
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class OscCounters:
+    received: int = 0
+    malformed: int = 0
+    rate_limited: int = 0
+    refused_sender: int = 0
+
+
+class OscTransport:
+    """A UDP socket bound to ``host:port`` (port 0 = any free port, see ``port``)."""
+
+    def __init__(self, on_message: OnOsc, host: str = "127.0.0.1", port: int = 9000,
+                 allow: Iterable[str] = (), feedback: Address | None = None,
+                 rate_per_s: float = 200.0) -> None:
+        self._allow = check_bind(host, allow)
+        self._loopback_only = is_loopback(host)
+        self._on_message = on_message
+        self.feedback = feedback
+        self.counters = OscCounters()
+        self._bucket = TokenBucket(rate_per_s)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except OSError as err:
+            self._sock.close()
+            raise OscSetupError(f"cannot listen for OSC on {host}:{port}: {err}") from err
+        self._sock.settimeout(0.2)  # lets the thread notice close() promptly
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._receive_loop, name="qbdi-osc", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        self._sock.close()
+
+    def _receive_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data, sender = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
+            except TimeoutError:
+                continue
+            except OSError as err:
+                if not self._closed.is_set():
+                    log.error("OSC socket error: %s", err)
+                continue
+            self.receive(data, (sender[0], sender[1]))
+
+    def _sender_allowed(self, sender: Address) -> bool:
+        return is_loopback(sender[0]) or (not self._loopback_only and sender[0] in self._allow)
+
+    def receive(self, data: bytes, sender: Address) -> None:
+        """Handle one datagram: check sender, parse, rate-limit, enqueue each message."""
+        if not self._sender_allowed(sender):
+            self.counters.refused_sender += 1
+            log.warning("OSC packet from %s refused: not in --osc-allow", sender[0])
+            return
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except ParseError as err:
+            self._malformed(sender, data, err)
+            return
+        except Exception as err:
+            self._malformed(sender, data, err)
+            return
+        for message in messages:
+            if not self._bucket.take():
+                self.counters.rate_limited += 1
+                if self.counters.rate_limited % 100 == 1:
+                    log.warning("OSC rate limit: %d messages dropped so far",
+                                self.counters.rate_limited)
+                continue
+            self.counters.received += 1
+            self._on_message(message.address, list(message.params), sender)
+
+    def _malformed(self, sender: Address, data: bytes, err: Exception) -> None:
+        self.counters.malformed += 1
+        log.warning("malformed OSC packet #%d from %s:%d (%d bytes): %s",
+                    self.counters.malformed, sender[0], sender[1], len(data), err)
+
+    def send(self, address: str, args: Sequence[Any], to: Address | None = None) -> None:
+        """Send one message to ``to`` and to the feedback target (once when they agree)."""
+        dgram = encode(address, args)
+        targets = {t for t in (to, self.feedback) if t is not None}
+        for target in targets:
+            try:
+                self._sock.sendto(dgram, target)
+            except OSError as err:
+                log.warning("OSC feedback to %s:%d failed: %s", target[0], target[1], err)

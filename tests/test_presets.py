@@ -1,0 +1,54 @@
+"""Presets: every shipped file validates; bad files name the file and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from qbdi.errors import PresetError
+from qbdi.presets import Preset, changed, list_presets, load_preset
+
+
+def test_the_required_presets_ship_and_validate():
+    assert {"default", "paper-256", "free"} <= set(list_presets())
+    for name in list_presets():
+        assert isinstance(load_preset(name), Preset)
+    assert load_preset("paper-256").improviser.budget_bits == 256
+    assert load_preset("free").improviser.mode == "free"
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("tempo_bpm = 5.0", "tempo_bpm"),
+    ("tempo_bpm = nan", "tempo_bpm"),
+    ("tempo = 120.0", "tempo"),
+    ('tempo_bpm = "fast"', "tempo_bpm"),
+    ("[improviser]\nbudget_bits = -4", "improviser"),
+    ('[improviser]\nmode = "loud"', "improviser.mode"),
+    ("[improviser]\nthreshold = 1.0", "improviser.threshold"),
+    ("[improviser]\nbits = 3", "improviser.bits"),
+    ("[playing]\nmidi_channel = 17", "playing.midi_channel"),
+    ('[playing]\nvelocity = "loud"', "playing.velocity"),
+])
+def test_a_bad_preset_names_the_file_and_the_field(tmp_path, text, field):
+    path = tmp_path / "mine.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(PresetError) as caught:
+        load_preset(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and field in message
+
+
+def test_unreadable_or_missing_files_are_preset_errors(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("tempo_bpm = = 3")
+    with pytest.raises(PresetError, match="not a readable TOML"):
+        load_preset(broken)
+    with pytest.raises(PresetError, match="shipped presets: default"):
+        load_preset("nonesuch")
+
+
+def test_changed_validates_and_leaves_the_original_untouched():
+    preset = load_preset("default")
+    assert changed(preset, improviser={"budget_bits": 3}).improviser.budget_bits == 3
+    with pytest.raises(ValueError, match="budget_bits"):
+        changed(preset, improviser={"budget_bits": -1})
+    assert preset.improviser.budget_bits == 256
