@@ -158,13 +158,118 @@ def _progress(items: list, unit: str):
     return tqdm(items, unit=unit, leave=False)
 
 
+def _score_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("queries", type=Path, nargs="+", help="query MIDI files")
+    parser.add_argument("--bits", default="0,16,32,64,128,256,512,1024,full",
+                        help="budgets to score, comma-separated")
+    parser.add_argument("--seeds", type=int, default=3, help="renderings per budget (averaged)")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot")
+    _add_model_args(parser)
+
+
+def _score(args: argparse.Namespace) -> int:
+    """Score renderings against their queries at each bit budget (musical acceptance)."""
+    import json
+
+    from qbdi.acceptance import format_table, is_monotone, plot, score_budgets
+    from qbdi.improviser import Improviser
+    from qbdi.midifile import read_midi
+    from qbdi.models.checkpoint import load_checkpoint
+
+    budgets = parse_budgets(args.bits)
+    base = settings_from_args(args, budgets[0])
+    improviser = Improviser.from_checkpoint(load_checkpoint(args.model), base)
+    rows = []
+    for query in _progress(list(args.queries), "queries"):
+        score = read_midi(query)
+        score.check_metre(args.metre)
+        rows += score_budgets(query.name, score, improviser, base, budgets, args.seeds)
+    print(format_table(rows))
+    for query in args.queries:
+        mine = [r for r in rows if r.query == query.name]
+        print(f"{query.name}: chroma monotone {is_monotone([r.chroma_cosine for r in mine])}, "
+              f"onset F1 monotone {is_monotone([r.onset_f1 for r in mine])}")
+    if args.json:
+        args.json.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
+    if args.plot:
+        plot(rows, str(args.plot))
+    return 0
+
+
+def _analyze_args(parser: argparse.ArgumentParser) -> None:
+    from qbdi.analysis.command import add_arguments
+
+    add_arguments(parser)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    """Information dynamics of MIDI files and their renderings: IR, motifs, figures."""
+    from qbdi.analysis.command import run
+
+    return run(args)
+
+
 def _describe(err) -> str:
     return "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+
+
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    from qbdi.server.app import add_serve_arguments
+
+    add_serve_arguments(parser)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve live: read bars on a MIDI input, answer them on a MIDI output, OSC control."""
+    from qbdi.server.app import serve
+
+    return serve(args)
+
+
+def _ports_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["alsa", "jack", "coremidi", "windows", "memory"],
+                        default=None, help="MIDI backend (default: detected)")
+
+
+def _ports(args: argparse.Namespace) -> int:
+    """List MIDI input and output ports (names for serve --in/--out)."""
+    from qbdi.server.app import ports
+
+    return ports(args)
+
+
+def _no_args(parser: argparse.ArgumentParser) -> None:
+    """A subcommand without options."""
+
+
+def _presets(args: argparse.Namespace) -> int:
+    """List the shipped presets (for serve --preset and /qbdi/preset)."""
+    from qbdi.server.app import presets
+
+    return presets(args)
+
+
+def _osc_help_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", action="store_true", help="as the README's table")
+
+
+def _osc_help(args: argparse.Namespace) -> int:
+    """Print the OSC addresses the server answers and the feedback it sends."""
+    from qbdi.server.app import osc_help
+
+    return osc_help(args)
 
 
 COMMANDS: list[Command] = [
     ("train", _train_args, _train),
     ("render", _render_args, _render),
+    ("score", _score_args, _score),
+    ("analyze", _analyze_args, _analyze),
+    ("serve", _serve_args, _serve),
+    ("ports", _ports_args, _ports),
+    ("presets", _no_args, _presets),
+    ("osc-help", _osc_help_args, _osc_help),
 ]
 
 

@@ -57,11 +57,13 @@ class ImproviserSettings(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One bar's answer: the bar, the bits each latent dimension received (None at full
-    rate or outside query mode) and the compute time."""
+    rate or outside query mode), the compute time, and the latent the decoder turned into
+    the bar (``z_d``, after the channel; None in echo and mute modes)."""
 
     bar: np.ndarray  # (16, 2, 78) bool
     bits: np.ndarray | None
     compute_s: float
+    z_d: np.ndarray | None = None  # (latent,) float32
 
     @property
     def dims_with_bits(self) -> int:
@@ -132,7 +134,7 @@ class Improviser:
     def _answer(self, bars: np.ndarray, live: bool) -> list[Answer]:
         started_s = time.perf_counter()
         mode = self.settings.mode
-        bits = None
+        bits = z_d = None
         if mode == "echo":
             out = bars.copy()
         elif mode == "mute":
@@ -145,7 +147,8 @@ class Improviser:
                 z_d, bits = self._query_latents(bars, live)
             out = self._decode(z_d)
         per_bar_s = (time.perf_counter() - started_s) / max(len(bars), 1)
-        return [Answer(out[i], None if bits is None else bits[min(i, len(bits) - 1)], per_bar_s)
+        return [Answer(out[i], None if bits is None else bits[min(i, len(bits) - 1)], per_bar_s,
+                       None if z_d is None else z_d[i])
                 for i in range(len(bars))]
 
     def _query_latents(self, bars: np.ndarray, live: bool) -> tuple[np.ndarray, np.ndarray | None]:
