@@ -210,6 +210,9 @@ def _maybe_resume(settings: TrainSettings, model: BarVAE, optimizer, log) -> int
 def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus: Corpus,
             split: Split, started_s: float, log: Callable[[str], None]) -> ModelCard:
     weights = model.numpy_weights()
+    if settings.weights_dtype == "float16":
+        # Measure what is shipped: the metrics below use the weights as stored.
+        weights = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
     runtime = InferenceModel(config, weights)
     mu, logvar = _encode_all(runtime, split.train)
     stats = CorpusStats.from_encodings(mu, logvar)
