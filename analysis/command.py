@@ -90,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="checkpoint for the latents and renderings (default: shipped model)")
     parser.add_argument("--seed", type=int, default=0, help="improviser seed (default 0)")
-    parser.add_argument("--threshold", type=float, default=0.7,
-                        help="note probability above which a rendered note is on (default 0.7)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="note probability above which a rendered note is on (default 0.5)")
     parser.add_argument("--frames-per-bar", type=int, choices=FRAMES_PER_BAR_CHOICES, default=4,
                         help="chroma frames per bar: 1 bar, 4 beats, 16 sixteenths (default 4)")
     parser.add_argument("--min-length", type=int, default=2, metavar="FRAMES",
@@ -212,7 +212,7 @@ def render(bars: np.ndarray, budget: int | str, options: Options, improviser) ->
 
     improviser.reset(ImproviserSettings(
         mode="query", stats="query", budget_bits=budget, seed=options.seed,
-        threshold=options.note_threshold,
+        threshold=options.note_threshold, encoding="sample",  # the paper's experiment
     ))
     out_bars, answers = improviser.improvise(bars)
     dims = None if budget == "full" else float(np.mean([a.dims_with_bits for a in answers]))

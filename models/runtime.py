@@ -71,7 +71,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def logits_to_bars(
     logits: np.ndarray,
-    threshold: float = 0.7,
+    threshold: float = 0.5,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Binary features from logits: ``p > threshold``, or Bernoulli draws when ``rng`` is given.

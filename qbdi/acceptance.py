@@ -105,6 +105,25 @@ def format_table(rows: list[BudgetScore]) -> str:
     return "\n".join(lines)
 
 
+def summary_table(rows: list[BudgetScore]) -> str:
+    """Per budget over all queries: mean and minimum chroma cosine, mean onset F1, how many
+    queries give one static, sounding texture (distinct sounding bars <= 10 %), how many are
+    silent, and how many keep the query's tonic."""
+    budgets = list(dict.fromkeys(row.budget_bits for row in rows))
+    lines = ["| bits/bar | chroma cosine mean | chroma cosine min | onset F1 mean | "
+             "static texture | silent | tonic kept |", "|---|---|---|---|---|---|---|"]
+    for budget in budgets:
+        mine = [row for row in rows if row.budget_bits == budget]
+        chroma = [row.chroma_cosine for row in mine]
+        static = sum(0 < row.distinct_bars_fraction <= 0.1 for row in mine)
+        silent = sum(row.distinct_bars_fraction == 0 for row in mine)
+        tonic = sum(row.tonal_centre_match for row in mine)
+        lines.append(f"| {budget} | {np.mean(chroma):.3f} | {min(chroma):.3f} | "
+                     f"{np.mean([row.onset_f1 for row in mine]):.3f} | "
+                     f"{static}/{len(mine)} | {silent}/{len(mine)} | {tonic}/{len(mine)} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[BudgetScore], path: str) -> None:
     """Chroma cosine and onset F1 against the budget, one line per query."""
     import matplotlib
