@@ -50,8 +50,11 @@ class IncrementalOracle:
         self._metric = metric
         self._tonnetz_norm = tonnetz_norm
         self._min_length_frames = min_length_frames
-        self._points: list[np.ndarray] = []  # unit vectors (cosine) or Tonnetz coordinates
-        self._zero: list[bool] = []
+        # Unit vectors (cosine) or Tonnetz coordinates, rows [0, n) in use; the buffer doubles
+        # when full, so an append costs O(n * d) for the distances and amortised O(d) to store.
+        self._points = np.empty((0, 0))
+        self._n_points = 0
+        self._zero = np.zeros(64, dtype=bool)
         # The greedy Compror parse of vmo, kept open at its last block.
         self._block_start = 0
         self._block_open = False
@@ -60,7 +63,7 @@ class IncrementalOracle:
 
     @property
     def n_frames(self) -> int:
-        return len(self._points)
+        return self._n_points
 
     def append(self, frame: np.ndarray) -> Step:
         """Add ``frame``; O(n * d) for the distances, O(suffix chain) for the oracle."""
@@ -74,26 +77,38 @@ class IncrementalOracle:
 
     def _distances_to_earlier(self, frame: np.ndarray) -> np.ndarray:
         if self._metric == "tonnetz":
-            point = project(frame, self._tonnetz_norm)
-            self._zero.append(False)
+            point, is_zero = project(frame, self._tonnetz_norm), False
         else:
             norm = float(np.sqrt(np.dot(frame, frame)))
-            point = frame / norm if norm > 0 else frame
-            self._zero.append(norm == 0)
-        earlier = np.array(self._points).reshape(len(self._points), len(point))
-        self._points.append(point)
+            point, is_zero = (frame / norm if norm > 0 else frame), norm == 0
+        earlier = self._store(point, is_zero)
         if self._metric == "tonnetz":
             diff = earlier - point
             return np.sqrt(np.sum(diff * diff, axis=-1))
         return self._cosine_row(earlier, point)
+
+    def _store(self, point: np.ndarray, is_zero: bool) -> np.ndarray:
+        """Append ``point``; return a view of the points before it, ``(n, d)``."""
+        n = self._n_points
+        if n == len(self._points):
+            grown = np.empty((max(64, 2 * n), len(point)))
+            if n:
+                grown[:n] = self._points[:n]
+            self._points = grown
+            self._zero = np.resize(self._zero, len(grown))
+        self._points[n] = point
+        self._zero[n] = is_zero
+        self._n_points = n + 1
+        return self._points[:n]
 
     def _cosine_row(self, earlier: np.ndarray, unit: np.ndarray) -> np.ndarray:
         # Same conventions as distances.cosine_matrix; values may differ from a batch
         # matrix in the last bit (a dot product vs a matrix product).
         row = np.clip(1.0 - earlier @ unit, 0.0, 2.0)
         row[row < 1e-12] = 0.0
-        zero = np.array(self._zero[:-1], dtype=bool)
-        if self._zero[-1]:
+        n = self._n_points
+        zero = self._zero[: n - 1]
+        if self._zero[n - 1]:
             row[:] = np.where(zero, 0.0, 1.0)
         else:
             row[zero] = 1.0
