@@ -12,6 +12,9 @@ A preset file in this folder (``presets/NAME.toml``) or anywhere (a path) holds:
     [playing]         # how the server plays the answers
     velocity = "follow"
 
+    [live_ir]         # the live information-rate feed over OSC (optional, off by default)
+    enabled = true
+
 Guarantees:
 
 * Unknown fields, wrong types and values out of bounds are refused; the error names the
@@ -60,6 +63,22 @@ class PlaySettings(BaseModel):
     midi_channel: int = Field(1, ge=1, le=16, description="output channel, 1-16")
 
 
+class LiveIrSettings(BaseModel):
+    """The live information-rate feed (:mod:`qbdi.server.live_ir`): off unless enabled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    enabled: bool = Field(False, description="send /qbdi/ir/in, /qbdi/ir/out and /qbdi/motif")
+    threshold: float = Field(
+        0.68, gt=0.0, le=3.0, description="Tonnetz distance below which two chroma frames "
+        "count as the same symbol (3 is the largest possible distance); default: the median "
+        "best threshold of the shipped query files")
+    frames_per_bar: Literal[1, 4] = Field(4, description="chroma frames per bar: 4 (beats) "
+                                                         "or 1 (bars)")
+    window_bars: int = Field(256, ge=8, le=4096, description="bars each oracle holds; "
+                             "when full, one built over its last half takes over")
+
+
 class Preset(BaseModel):
     """The live state of the server; every field has bounds and units in its name."""
 
@@ -72,6 +91,7 @@ class Preset(BaseModel):
     improviser: ImproviserSettings = Field(
         default_factory=lambda: ImproviserSettings(stats="window"))
     playing: PlaySettings = Field(default_factory=PlaySettings)
+    live_ir: LiveIrSettings = Field(default_factory=LiveIrSettings)
 
     @field_validator("tempo_bpm", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qbdi.bars import BAR_SHAPE, flatten_bars
 from qbdi.channel import LatentStats, WindowStats, allocate_bits, transmit
+from qbdi.channel.waterfill import MAX_BUDGET_BITS
 from qbdi.models.checkpoint import Checkpoint, CorpusStats
 from qbdi.models.runtime import InferenceModel, logits_to_bars
 
@@ -33,7 +34,7 @@ class ImproviserSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = "query"
-    budget_bits: Annotated[int, Field(ge=0)] | Literal["full"] = Field(
+    budget_bits: Annotated[int, Field(ge=0, le=MAX_BUDGET_BITS)] | Literal["full"] = Field(
         256, description="bits per bar through the channel, or 'full' to bypass it")
     stats: StatsSource = Field(
         "window", description="where mu_e and sigma2_e come from: the whole query (offline), "

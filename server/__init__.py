@@ -10,5 +10,6 @@ One module per stage of the paper's Figure 1 and per part:
 * :mod:`~qbdi.server.loop` (the :class:`~qbdi.server.loop.Server` that owns the state and
   runs the one :class:`~qbdi.improviser.Improviser` per bar);
 * :mod:`~qbdi.server.osc` (the address table), :mod:`~qbdi.server.osc_transport` (UDP);
+* :mod:`~qbdi.server.live_ir` (the live information-rate feed, on its own thread);
 * :mod:`~qbdi.server.status` (terminal line, JSON logs), :mod:`~qbdi.server.app` (CLI glue).
 """

@@ -14,12 +14,23 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from pydantic import ValidationError
 
 from qbdi.errors import QbdiError
-from qbdi.presets import Preset, changed, describe_error, list_presets, load_preset, preset_path
+from qbdi.presets import (
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
+    Preset,
+    changed,
+    describe_error,
+    list_presets,
+    load_preset,
+    preset_path,
+)
 from qbdi.server.clocks import InternalClock, MidiClockFollower
 from qbdi.server.osc import help_text, markdown_table
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
@@ -55,8 +66,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send values, bar reports, errors and a heartbeat here")
     parser.add_argument("--bpm", type=float, default=None,
                         help="tempo of the internal clock (default: the preset's)")
-    parser.add_argument("--clock", choices=["internal", "midi"], default="internal",
-                        help="internal tempo, or follow MIDI clock from the DAW on the input")
+    parser.add_argument("--clock", choices=["internal", "midi", "link"], default="internal",
+                        help="internal tempo, follow MIDI clock from the DAW on the input, or "
+                             "follow an Ableton Link session (needs the aalink package)")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
     parser.add_argument("--log-json", action="store_true",
                         help="structured logs: one JSON object per line on stderr")
@@ -70,6 +82,27 @@ def starting_state(preset: str, bpm: float | None) -> Preset:
         return changed(state, tempo_bpm=bpm)
     except ValidationError as err:
         raise QbdiError(f"--bpm: {describe_error(err)}") from err
+
+
+def make_clock(kind: str, state: Preset, tempo_given: bool) -> tuple[Any, Preset]:
+    """The clock for ``--clock``, and the state with the tempo it starts at.
+
+    Link joins the session first: without ``--bpm`` the server adopts the session's tempo
+    instead of imposing the preset's on every peer.
+    """
+    if kind == "midi":
+        return MidiClockFollower(), state
+    if kind != "link":
+        return InternalClock(state.tempo_bpm), state
+    from qbdi.server.link_clock import LinkClock
+
+    clock = LinkClock(state.tempo_bpm)
+    peers = clock.wait_for_peers()
+    log.info("Ableton Link: %d peers, %.2f BPM", peers, clock.tempo_bpm)
+    if tempo_given or peers == 0:
+        return clock, state
+    tempo_bpm = min(max(clock.tempo_bpm, MIN_TEMPO_BPM), MAX_TEMPO_BPM)
+    return clock, changed(state, tempo_bpm=tempo_bpm)
 
 
 def open_ports(backend: str | None, in_port: str | None, out_port: str | None) -> Ports:
@@ -93,14 +126,14 @@ def serve(args: argparse.Namespace) -> int:
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
     ports = open_ports(args.backend, args.in_port, args.out_port)
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), state.improviser)
-    clock = InternalClock(state.tempo_bpm) if args.clock == "internal" else MidiClockFollower()
+    clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
     server = Server(ports, clock, improviser, state, on_bar=status)
     transport = OscTransport(server.post_osc, args.osc_host, args.osc_port, allow, feedback,
                              args.osc_rate)
     server.feedback = transport
     stop = threading.Event()
-    _stop_on_signals(stop)
+    _stop_on_signals(stop, server.wake)
     try:
         server.start()
         transport.start()
@@ -112,16 +145,18 @@ def serve(args: argparse.Namespace) -> int:
         server.shutdown()
         transport.close()
         status.finish()
+        getattr(clock, "close", lambda: None)()  # a Link clock leaves its session
     c = server.counters
     log.info("stopped after %d bars: %d overruns, %d skipped, %d errors", c.bars, c.overruns,
              c.skipped_bars, c.bar_errors)
     return 0
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, wake: Callable[[], None]) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.info("%s: ending notes and stopping", signal.Signals(signum).name)
         stop.set()
+        wake()  # notes end now, not at the loop's next scheduled wake-up
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)

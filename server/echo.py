@@ -37,7 +37,12 @@ class EchoFilter:
     def sent(self, t_s: float, message: mido.Message) -> None:
         key = note_key(message)
         if key is not None and key[0] == "on":
+            self._forget_before(t_s - self.window_s)  # bounded without any input too
             self._sent.append((t_s, key))
+
+    def _forget_before(self, t_s: float) -> None:
+        while self._sent and self._sent[0][0] < t_s:
+            self._sent.popleft()
 
     def is_echo(self, t_s: float, message: mido.Message) -> bool:
         key = note_key(message)
@@ -49,8 +54,7 @@ class EchoFilter:
             self._echoed.discard((key[1], key[2]))
             self.dropped += 1
             return True
-        while self._sent and self._sent[0][0] < t_s - self.window_s:
-            self._sent.popleft()
+        self._forget_before(t_s - self.window_s)
         for i, (_, sent_key) in enumerate(self._sent):
             if sent_key == key:
                 del self._sent[i]

@@ -18,6 +18,8 @@ Guarantees:
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
 * Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
+* Only once a bar's answer is scheduled do its input and answer go to the live IR feed
+  (:mod:`~qbdi.server.live_ir`, off by default), which analyses them on its own thread.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from qbdi.server.clocks import CLOCK_MESSAGES
 from qbdi.server.collector import BarCollector, CollectedBar
 from qbdi.server.echo import EchoFilter, note_key
 from qbdi.server.errors import PortLost
+from qbdi.server.live_ir import LiveIr
 from qbdi.server.ports import Ports
 from qbdi.server.scheduler import Scheduler
 
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (heartbeat, MIDI clock, tempo changes)
 HEARTBEAT_S = 1.0
+MAX_REASON_CHARS = 300  # the longest /qbdi/error reason sent back to an OSC peer
 
 
 class Clock(Protocol):
@@ -135,6 +139,7 @@ class Server:
         self.echo = EchoFilter(echo_window_s)
         self.collector = BarCollector()
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)
+        self.live_ir = LiveIr(self._feedback, state.live_ir)  # its worker sends
         self._dispatcher = osc.build_dispatcher()
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
@@ -163,10 +168,22 @@ class Server:
         self._inbox.append(("osc", address, args, sender))
         self._wake.set()
 
+    def post_port_event(self, direction: str, name: str, kind: str) -> None:
+        """Port watcher callback: a named port went away (``lost``) or is back (``back``)."""
+        self._inbox.append(("port", direction, name, kind))
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Make :meth:`serve` look at its stop event now (signal handlers call this)."""
+        self._wake.set()
+
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Open the ports; bars count from the bar the clock is in now."""
         self.ports.open(self.post_midi)
+        watch = getattr(self.ports, "watch", None)
+        if watch is not None:
+            watch(self.post_port_event)
         self._restart_bars()
 
     def serve(self, stop: threading.Event) -> None:
@@ -188,6 +205,7 @@ class Server:
         self.closed = True
         self.end_notes("shutdown")
         self.ports.close()
+        self.live_ir.close()
 
     # -- one turn of the loop -------------------------------------------------------------
     def step(self) -> None:
@@ -234,6 +252,8 @@ class Server:
             item = self._inbox.popleft()
             if item[0] == "midi":
                 self._take_midi(item[1], item[2])
+            elif item[0] == "port":
+                self._port_event(item[1], item[2], item[3])
             else:
                 self._take_osc(item[1], item[2], item[3])
 
@@ -304,16 +324,18 @@ class Server:
         if collected.velocity is not None:
             self._last_velocity = collected.velocity
         call, query = self._query_for(collected)
-        compute_ms, dims, notes = 0.0, 0, []
+        compute_ms, dims, notes, answered = 0.0, 0, [], None
         answer_step = (collected.index + 1) * STEPS_PER_BAR
         if call:
             answer = self.improviser.step(None if query is None else query.bar)
+            answered = answer.bar
             compute_ms, dims = answer.compute_s * 1e3, answer.dims_with_bits
             notes = bars_to_notes(answer.bar, self._velocity(), first_step=answer_step)
         now_steps = self.clock.now_steps()
         dropped = self.scheduler.add(notes, now_steps)
         overrun = now_steps > answer_step
         self._report_bar(collected, compute_ms, dims, len(notes) - dropped, overrun, dropped)
+        self.live_ir.feed(collected.index, collected.bar, answered)  # after: never delays it
 
     def _velocity(self) -> int:
         play = self.state.playing
@@ -369,6 +391,23 @@ class Server:
         self.end_notes("port lost")
         self._feedback("/qbdi/error", [f"port lost: {err}"])
 
+    def _port_event(self, direction: str, name: str, kind: str) -> None:
+        """A named port closed (end what sounds, release what the player held) or is back
+        (CC 123 first, so the DAW starts from silence); report both, keep serving."""
+        if kind == "lost":
+            log.warning("MIDI %s port %r lost; serving on, reconnecting when it returns",
+                        direction, name)
+            if direction == "out":
+                self.end_notes(f"output port {name!r} lost")
+            else:
+                position = self.clock.now_steps()
+                for pitch in self.collector.held_pitches:
+                    self.collector.note_off(position, pitch)
+            self._feedback("/qbdi/error", [f"port lost: {direction} {name}; waiting for it"])
+        elif direction == "out":
+            self.end_notes(f"output port {name!r} back")
+        self._feedback("/qbdi/port", [direction, name, kind])
+
     def _heartbeat(self) -> None:
         now_s = self.clock.now_s()
         if now_s - self._heartbeat_s >= HEARTBEAT_S:
@@ -394,6 +433,9 @@ class Server:
                 self._refuse(sender, f"{row.address}: {describe_error(err)}")
             except (ValueError, QbdiError) as err:
                 self._refuse(sender, f"{row.address}: {err}")
+            except Exception as err:  # a bug, not the sender's fault: keep serving
+                log.exception("OSC %s %r failed", row.address, args[:8])
+                self._refuse(sender, f"{row.address}: internal error: {type(err).__name__}")
             else:
                 if row.report is not None:
                     self._feedback(row.address, row.report(self.state), sender)
@@ -401,6 +443,8 @@ class Server:
                 self._reply_to = None
 
     def _refuse(self, sender: Address | None, reason: str) -> None:
+        # Bounded: a reply must never echo a 64 kB datagram back (nor overflow UDP).
+        reason = reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
         self.counters.osc_errors += 1
         log.warning("OSC refused: %s", reason)
         self._feedback("/qbdi/error", [reason], sender)
@@ -419,6 +463,8 @@ class Server:
             self.scheduler.channel = new.playing.midi_channel - 1
         if new.improviser != old.improviser:
             self.improviser.update(new.improviser)
+        if new.live_ir != old.live_ir:
+            self.live_ir.configure(new.live_ir)
         if new.tempo_bpm != old.tempo_bpm and not self.clock.follows_midi:
             self._set_clock_tempo(new.tempo_bpm)
 

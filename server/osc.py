@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pythonosc.dispatcher import Dispatcher
 
+from qbdi.channel.waterfill import MAX_BUDGET_BITS
 from qbdi.presets import Preset
 
 MODES = ("query", "free", "echo", "mute")
@@ -113,8 +114,8 @@ def bits(ctl: Controls, args: Sequence[Any]) -> None:
     more closely. Replies /qbdi/bits with the value now in use."""
     value = _one(args)
     budget: int | str = "full" if value == "full" else _integer(value)
-    if isinstance(budget, int) and budget < 0:
-        raise ValueError(f"expects bits >= 0 or 'full', got {budget}")
+    if isinstance(budget, int) and not 0 <= budget <= MAX_BUDGET_BITS:
+        raise ValueError(f"expects bits in 0..{MAX_BUDGET_BITS} or 'full', got {budget}")
     ctl.change(improviser={"budget_bits": budget})
 
 
@@ -133,7 +134,7 @@ def bpm(ctl: Controls, args: Sequence[Any]) -> None:
 
 def threshold(ctl: Controls, args: Sequence[Any]) -> None:
     """Note probability above which the decoder plays a feature, strictly between 0 and 1
-    (default 0.7): lower plays more notes. Replies /qbdi/threshold."""
+    (default 0.5): lower plays more notes. Replies /qbdi/threshold."""
     ctl.change(improviser={"threshold": _number(_one(args))})
 
 
@@ -200,6 +201,21 @@ def status(ctl: Controls, args: Sequence[Any]) -> None:
     ctl.send_status()
 
 
+def ir_enable(ctl: Controls, args: Sequence[Any]) -> None:
+    """1/true/on: send the live information rate of every bar of the input (/qbdi/ir/in)
+    and of the answers (/qbdi/ir/out), and the motifs they complete (/qbdi/motif), from
+    fresh oracles; computed on its own thread after each answer is scheduled, so it never
+    delays one. 0/false/off: stop. Replies /qbdi/ir/enable 0|1."""
+    ctl.change(live_ir={"enabled": _switch(_one(args))})
+
+
+def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
+    """Tonnetz distance, above 0 and at most 3, below which two chroma frames of the live
+    feed count as the same (default 0.68): lower finds fewer repeats. Restarts the feed's
+    oracles. Replies /qbdi/ir/threshold."""
+    ctl.change(live_ir={"threshold": _number(_one(args))})
+
+
 def _velocity_report(state: Preset) -> list[Any]:
     play = state.playing
     return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
@@ -221,6 +237,9 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/preset", "name | path", preset),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress("/qbdi/status", "", status),
+    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
+    OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
+               lambda s: [s.live_ir.threshold]),
 )
 
 BY_ADDRESS = {row.address: row for row in TABLE}
@@ -233,6 +252,16 @@ FEEDBACK: tuple[tuple[str, str, str], ...] = (
      "a bar whose answer was not ready in time; its late notes are dropped"),
     ("/qbdi/error", "reason", "a refused message or value, or an error inside a bar"),
     ("/qbdi/heartbeat", "uptime_s bar", "once a second"),
+    ("/qbdi/ir/in", "bar ir_bits ...",
+     "with /qbdi/ir/enable 1, after every bar answered: the information rate in bits of each "
+     "beat of input bar `bar` (4 values; 1 with live_ir.frames_per_bar = 1)"),
+    ("/qbdi/ir/out", "bar ir_bits ...",
+     "the same for the answer, `bar` being the bar it sounds in"),
+    ("/qbdi/motif", "side length_beats earlier_start_beat start_beat",
+     "a repeat of at least a bar just ended in the input (side `in`) or the answers "
+     "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
+    ("/qbdi/port", "in|out name lost|back",
+     "a port named with --in/--out closed (the server serves on) or is back and reconnected"),
     ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
 )
 

@@ -34,6 +34,34 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 OnOsc = Callable[[str, list[Any], Address], None]
 MAX_DATAGRAM_BYTES = 65_535
+MAX_BUNDLE_DEPTH = 8  # bundles inside bundles; deeper ones are refused as malformed
+BUNDLE_PREFIX = b"#bundle\x00"
+
+
+def check_bundle(data: bytes, depth: int = 0) -> None:
+    """Refuse (``ParseError``) a bundle python-osc would mis-parse: an element size that is
+    negative (python-osc then loops forever on that one datagram), zero, past the end, or
+    an element that is neither a message nor a bundle (python-osc logs each one), and
+    nesting deeper than ``MAX_BUNDLE_DEPTH``. Messages are left to python-osc."""
+    if not data.startswith(BUNDLE_PREFIX):
+        return
+    if depth >= MAX_BUNDLE_DEPTH:
+        raise ParseError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+    index = len(BUNDLE_PREFIX) + 8  # the prefix, then the 8-byte timetag
+    if len(data) < index:
+        raise ParseError("bundle shorter than its timetag")
+    while index < len(data):
+        if index + 4 > len(data):
+            raise ParseError("bundle element size cut short")
+        size = int.from_bytes(data[index : index + 4], "big", signed=True)
+        index += 4
+        if size <= 0 or index + size > len(data):
+            raise ParseError(f"bundle element size {size} outside the datagram")
+        element = data[index : index + size]
+        if not element.startswith((b"/", BUNDLE_PREFIX)):
+            raise ParseError("bundle element is neither a message nor a bundle")
+        check_bundle(element, depth + 1)
+        index += size
 
 
 def is_loopback(host: str) -> bool:
@@ -156,6 +184,7 @@ class OscTransport:
             log.warning("OSC packet from %s refused: not in --osc-allow", sender[0])
             return
         try:
+            check_bundle(data)
             messages = [timed.message for timed in OscPacket(data).messages]
         except ParseError as err:
             self._malformed(sender, data, err)
@@ -180,7 +209,11 @@ class OscTransport:
 
     def send(self, address: str, args: Sequence[Any], to: Address | None = None) -> None:
         """Send one message to ``to`` and to the feedback target (once when they agree)."""
-        dgram = encode(address, args)
+        try:
+            dgram = encode(address, args)
+        except Exception as err:  # a value OSC cannot carry: log it, never stop the loop
+            log.error("OSC feedback %s %r cannot be encoded: %s", address, list(args)[:8], err)
+            return
         targets = {t for t in (to, self.feedback) if t is not None}
         for target in targets:
             try:

@@ -4,6 +4,16 @@ A :class:`Ports` object opens one input and one output. The input calls ``on_mes
 the backend's thread for every message (the server only enqueues there); ``send`` sends
 one message or raises :class:`~qbdi.server.errors.PortLost`.
 
+Port loss. A port we create (virtual, the default) belongs to our own client: it can only
+go when the whole backend goes (the JACK server stops), and then ``send`` raises
+:class:`~qbdi.server.errors.PortLost` and the server stops. A port named with ``--in/--out``
+belongs to another program (the DAW, loopMIDI) and can close and come back while we serve:
+``watch(on_event)`` starts a watcher that looks for it every ``WATCH_S`` seconds and calls
+``on_event(direction, name, "lost" | "back")`` (``direction`` is ``"in"`` or ``"out"``). While
+the output is gone, ``send`` drops messages (they have nowhere to go, note-offs included:
+the DAW ends what was sounding on a port it closes); once it is back the watcher has
+reconnected before ``"back"`` is reported.
+
 Backends are chosen by setting (``alsa``, ``jack``, ``coremidi``, ``windows``, ``memory``) or
 detected; detection never starts anything (``JACK_NO_START_SERVER`` is set) and when no
 backend works it raises :class:`~qbdi.server.errors.BackendUnavailable` saying what to start.
@@ -11,6 +21,7 @@ backend works it raises :class:`~qbdi.server.errors.BackendUnavailable` saying w
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -22,6 +33,8 @@ from typing import Protocol
 import mido
 
 from qbdi.server.errors import BackendUnavailable, PortLost, PortNotFound
+
+log = logging.getLogger(__name__)
 
 # Detection must not launch a JACK server behind the user's back.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
@@ -42,6 +55,8 @@ WHAT_TO_START = {
 }
 
 OnMessage = Callable[[mido.Message], None]
+OnPortEvent = Callable[[str, str, str], None]  # (direction "in"|"out", name, "lost"|"back")
+WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
 
 
 class Ports(Protocol):
@@ -62,7 +77,10 @@ class MemoryPorts:
 
     ``play(message)`` delivers input as a backend thread would; everything sent is kept in
     ``sent`` as ``(now(), message)``. ``lose()`` makes the output fail like an unplugged
-    device; ``loopback=True`` feeds every sent message back to the input (a DAW loop).
+    device (a virtual port whose backend died); ``disappear()``/``reappear()`` act out a
+    named port closing and coming back (what :class:`MidoPorts` reports from its watcher):
+    while the output is gone, sends are counted in ``dropped`` and not kept.
+    ``loopback=True`` feeds every sent message back to the input (a DAW loop).
     """
 
     def __init__(self, now: Callable[[], float] = time.perf_counter,
@@ -74,13 +92,33 @@ class MemoryPorts:
         self.sent: list[tuple[float, mido.Message]] = []
         self._on_message: OnMessage | None = None
         self._failures_left = 0
+        self._on_event: OnPortEvent | None = None
+        self.gone: set[str] = set()  # directions ("in", "out") whose port is away
+        self.dropped = 0
         self.closed = False
 
     def open(self, on_message: OnMessage) -> None:
         self._on_message = on_message
 
+    def watch(self, on_event: OnPortEvent) -> None:
+        self._on_event = on_event
+
+    def disappear(self, direction: str = "out") -> None:
+        """The named ``direction`` port closes (the DAW quit): report it lost."""
+        self.gone.add(direction)
+        if self._on_event is not None:
+            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
+                           "lost")
+
+    def reappear(self, direction: str = "out") -> None:
+        """The port is back and reconnected: report it."""
+        self.gone.discard(direction)
+        if self._on_event is not None:
+            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
+                           "back")
+
     def play(self, message: mido.Message) -> None:
-        if self._on_message is not None:
+        if self._on_message is not None and "in" not in self.gone:
             self._on_message(message)
 
     def lose(self, failures: int = 1) -> None:
@@ -91,6 +129,9 @@ class MemoryPorts:
         if self._failures_left > 0:
             self._failures_left -= 1
             raise PortLost(f"{self.out_name}: port lost")
+        if "out" in self.gone:
+            self.dropped += 1
+            return
         self.sent.append((self.now(), message.copy()))
         if self.loopback:
             self.play(message.copy())
@@ -169,7 +210,8 @@ class MidoPorts:
     """Real ports through mido and python-rtmidi.
 
     With no name the ports are virtual ("qbdi in"/"qbdi out", client "qbdi"); a name opens
-    the existing port instead (Windows and loopMIDI have no virtual ports).
+    the existing port instead (Windows and loopMIDI have no virtual ports). A named port
+    may close and return while serving: see :meth:`watch`.
     """
 
     def __init__(self, backend: str, in_port: str | None = None,
@@ -183,12 +225,19 @@ class MidoPorts:
         self.out_name = out_port or DEFAULT_OUT
         self._input: mido.ports.BaseInput | None = None
         self._output: mido.ports.BaseOutput | None = None
+        self._on_message: OnMessage | None = None
         self._send_lock = threading.Lock()
+        self._lost: set[str] = set()  # named directions whose port is away
+        self.dropped = 0  # messages sent while the named output was away
+        self._on_event: OnPortEvent | None = None
+        self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def open(self, on_message: OnMessage) -> None:
         if (self._in_port is None or self._out_port is None) and self.backend == "windows":
             raise BackendUnavailable("Windows has no virtual MIDI ports: create two loopMIDI "
                                      "ports and pass them with --in NAME --out NAME")
+        self._on_message = on_message
         try:
             # Input first: under JACK the first client is "qbdi", so "qbdi:qbdi in".
             self._input = self._open_input(on_message)
@@ -212,15 +261,102 @@ class MidoPorts:
         return self._rt.open_output(name)
 
     def send(self, message: mido.Message) -> None:
-        if self._output is None:
-            raise PortLost(f"{self.out_name}: not open")
-        try:
-            with self._send_lock:
+        """Send, or raise :class:`PortLost` (our virtual port failed). A named output that
+        is away drops the message; one that fails on send counts as away."""
+        with self._send_lock:
+            if "out" in self._lost:
+                self.dropped += 1
+                return
+            if self._output is None:
+                raise PortLost(f"{self.out_name}: not open")
+            try:
                 self._output.send(message)
-        except Exception as err:
-            raise PortLost(f"{self.out_name}: {err}") from err
+                return
+            except Exception as err:
+                if self._out_port is None:
+                    raise PortLost(f"{self.out_name}: {err}") from err
+                self._lost.add("out")
+        self._report("out", "lost")
+
+    # -- named ports: watch for them closing and returning ---------------------------------
+    def watch(self, on_event: OnPortEvent) -> None:
+        """Start watching the named ports (nothing to do for virtual ones): ``on_event`` is
+        called on the watcher thread when one goes away or is back and reconnected."""
+        self._on_event = on_event
+        if self._in_port is None and self._out_port is None:
+            return
+        self._watcher = threading.Thread(target=self._watch_loop, name="qbdi-port-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _report(self, direction: str, kind: str) -> None:
+        if self._on_event is not None:
+            self._on_event(direction, self.in_name if direction == "in" else self.out_name,
+                           kind)
+
+    def _watch_loop(self) -> None:
+        import rtmidi
+
+        api = getattr(rtmidi, f"API_{RTMIDI_APIS[self.backend]}")
+        # One long-lived probe per direction: mido's get_*_names opens a new client per call.
+        sources = rtmidi.MidiIn(rtapi=api, name=f"{CLIENT_NAME}-watch")
+        targets = rtmidi.MidiOut(rtapi=api, name=f"{CLIENT_NAME}-watch")
+        try:
+            while not self._stop_watch.wait(WATCH_S):
+                if self._in_port is not None:
+                    self._check("in", self._in_port, sources.get_ports())
+                if self._out_port is not None:
+                    self._check("out", self._out_port, targets.get_ports())
+        except Exception:
+            log.exception("the port watcher stopped")
+        finally:
+            sources.delete()
+            targets.delete()
+
+    def _check(self, direction: str, wanted: str, names: list[str]) -> None:
+        try:
+            resolve_port(wanted, names, "input" if direction == "in" else "output")
+            present = True
+        except PortNotFound:
+            present = False
+        if not present and direction not in self._lost:
+            self._go_away(direction)
+        elif present and direction in self._lost:
+            self._come_back(direction)
+
+    def _go_away(self, direction: str) -> None:
+        with self._send_lock:
+            self._lost.add(direction)
+        log.warning("MIDI %s port %r went away; waiting for it to return", direction,
+                    self.in_name if direction == "in" else self.out_name)
+        self._report(direction, "lost")
+
+    def _come_back(self, direction: str) -> None:
+        try:
+            if direction == "in":
+                assert self._on_message is not None
+                new_in, old_in = self._open_input(self._on_message), self._input
+                self._input = new_in
+                old = old_in
+            else:
+                new_out = self._open_output()
+                with self._send_lock:
+                    old, self._output = self._output, new_out
+        except (OSError, PortNotFound) as err:
+            log.warning("MIDI %s port is back but cannot be opened yet: %s", direction, err)
+            return
+        if old is not None and not old.closed:
+            old.close()
+        with self._send_lock:
+            self._lost.discard(direction)
+        log.warning("MIDI %s port %r is back: reconnected", direction,
+                    self.in_name if direction == "in" else self.out_name)
+        self._report(direction, "back")
 
     def close(self) -> None:
+        self._stop_watch.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=2.0)
         for port in (self._input, self._output):
             if port is not None and not port.closed:
                 port.close()

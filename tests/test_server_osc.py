@@ -110,6 +110,8 @@ SETTINGS_CASES = [
     ("/qbdi/seed", [7], [7], lambda s: s.improviser.seed == 7),
     ("/qbdi/silence", ["repeat"], ["repeat"], lambda s: s.playing.silence == "repeat"),
     ("/qbdi/velocity", [64], [64], lambda s: s.playing.fixed_velocity == 64),
+    ("/qbdi/ir/enable", ["on"], [1], lambda s: s.live_ir.enabled is True),
+    ("/qbdi/ir/threshold", [0.5], [0.5], lambda s: s.live_ir.threshold == 0.5),
 ]
 
 
@@ -169,6 +171,7 @@ INVALID = [
     ("/qbdi/sampling", [2]), ("/qbdi/stats", ["median"]), ("/qbdi/seed", [-3]),
     ("/qbdi/silence", ["loud"]), ("/qbdi/velocity", [0]), ("/qbdi/velocity", [200]),
     ("/qbdi/bits", []), ("/qbdi/bits", [1, 2]), ("/qbdi/panic", [1]), ("/qbdi/unknown", [1]),
+    ("/qbdi/ir/enable", [2]), ("/qbdi/ir/threshold", [0.0]), ("/qbdi/ir/threshold", [3.5]),
 ]
 
 

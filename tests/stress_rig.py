@@ -1,0 +1,190 @@
+"""Shared parts of the fuzz, soak, load, stuck-note and port-loss tests (not collected).
+
+* :class:`RecordingPorts`: in-memory ports whose output feeds a
+  :class:`~qbdi.server.recorder.NoteRecorder` (and keeps a bounded tail, so a two-hour soak
+  does not grow the test's own memory);
+* :class:`LiveServer`: a :class:`~qbdi.server.loop.Server` serving on its own thread, with
+  OSC over real UDP on 127.0.0.1 and a client that syncs on ``/qbdi/status``;
+* :func:`jack_server`: the JACK dummy-driver server the real-port tests need (or a skip);
+* :func:`rss_kb`: this process's resident memory (``VmRSS``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mido
+import pytest
+from pythonosc.osc_message import OscMessage
+
+from qbdi.improviser import Improviser
+from qbdi.models.checkpoint import load_checkpoint
+from qbdi.presets import Preset
+from qbdi.server.clocks import InternalClock
+from qbdi.server.loop import Server
+from qbdi.server.osc_transport import OscTransport, encode
+from qbdi.server.ports import MemoryPorts
+from qbdi.server.recorder import NoteRecorder
+
+JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
+REPLY_TIMEOUT_S = 5.0
+
+
+def rss_kb() -> int:
+    """Resident set size of this process in kB, from /proc/self/status."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class RecordingPorts(MemoryPorts):
+    """Memory ports that follow the output with a recorder and keep only a tail."""
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter, keep: int = 4096) -> None:
+        super().__init__(now)
+        self.recorder = NoteRecorder()
+        self.sent = deque(maxlen=keep)  # type: ignore[assignment]
+        self.messages = 0
+        self._lock = threading.Lock()
+
+    def send(self, message: mido.Message) -> None:
+        super().send(message)
+        if "out" not in self.gone:
+            with self._lock:
+                self.messages += 1
+                self.recorder.feed(message)
+
+    @property
+    def sounding(self) -> set[tuple[int, int]]:
+        with self._lock:
+            return set(self.recorder.sounding)
+
+
+class OscClient:
+    """A UDP client on an ephemeral port; :meth:`status` is the sync point."""
+
+    def __init__(self, server_port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.server = ("127.0.0.1", server_port)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server)
+
+    def send(self, address: str, *args: Any) -> None:
+        self.send_raw(encode(address, args))
+
+    def wait_for(self, address: str, timeout_s: float = REPLY_TIMEOUT_S) -> list[Any]:
+        """Arguments of the next message at ``address``; earlier other replies are dropped."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.sock.recvfrom(65_535)
+            except TimeoutError:
+                continue
+            message = OscMessage(data)
+            if message.address == address:
+                return list(message.params)
+        raise AssertionError(f"no {address} reply within {timeout_s} s: the server is not "
+                             "answering")
+
+    def status(self) -> dict[str, Any]:
+        """Ask ``/qbdi/status``; every message sent before has been handled when it comes."""
+        self.send("/qbdi/status")
+        values = self.wait_for("/qbdi/status")
+        return dict(zip(values[::2], values[1::2], strict=True))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class LiveServer:
+    """A server on recording memory ports, serving on a thread; OSC on real UDP."""
+
+    def __init__(self, checkpoint, state: Preset, *, clock=None,
+                 rate_per_s: float = 1e9) -> None:
+        self.state = state
+        self.clock = clock or InternalClock(state.tempo_bpm)
+        self.improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint),
+                                                     state.improviser)
+        self.ports = RecordingPorts(self.clock.now_s)
+        self.server = Server(self.ports, self.clock, self.improviser, state)
+        self.transport = OscTransport(self.server.post_osc, "127.0.0.1", 0,
+                                      rate_per_s=rate_per_s)
+        self.transport._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self.server.feedback = self.transport
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.server.start()
+        self.transport.start()
+        self.thread = threading.Thread(target=self._serve, name="qbdi-test-loop", daemon=True)
+        self.thread.start()
+        self.client = OscClient(self.transport.port)
+
+    def _serve(self) -> None:
+        try:
+            self.server.serve(self.stop)
+        except BaseException as err:  # reported by alive(): the loop must never die
+            self.errors.append(err)
+
+    def alive(self) -> bool:
+        return self.thread.is_alive() and not self.errors
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.wake()
+        self.thread.join(timeout=5.0)
+        self.transport.close()
+        self.client.close()
+
+
+@contextmanager
+def live_server(checkpoint, state: Preset, **kwargs: Any) -> Iterator[LiveServer]:
+    rig = LiveServer(checkpoint, state, **kwargs)
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def _jack_running() -> bool:
+    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+
+
+@contextmanager
+def jack_server() -> Iterator[subprocess.Popen | None]:
+    """The JACK server running here, or a dummy-driver one started for the block."""
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        pytest.skip("jackd is not installed (apt-get install jackd2): cannot test real ports")
+    if _jack_running():
+        yield None
+        return
+    process = subprocess.Popen(JACKD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None and not _jack_running():
+        time.sleep(0.1)
+    if process.poll() is not None or not _jack_running():
+        process.kill()
+        error = process.stderr.read().decode(errors="replace")[-500:] if process.stderr else ""
+        pytest.skip(f"jackd could not start a dummy-driver server: {error}")
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def jack_backend() -> mido.Backend:
+    return mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)

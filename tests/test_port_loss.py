@@ -1,0 +1,194 @@
+"""Port loss: a port named with ``--in/--out`` belongs to the DAW, which may close it and
+open it again. The server must keep serving, end what sounds, and reconnect within 1 s of
+the port's return (reported as ``/qbdi/port in|out NAME lost|back``).
+
+In memory (exact, manual clock) and through real JACK ports with a ``qbdi serve`` process.
+A virtual port we create ourselves only goes with the backend: that still stops the server
+(``test_server_loop.py::test_port_loss_ends_notes_and_stops_the_server``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mido
+import pytest
+from pythonosc.osc_message import OscMessage
+from stress_rig import OscClient, jack_backend, jack_server
+
+from qbdi.improviser import Improviser
+from qbdi.models.checkpoint import load_checkpoint
+from qbdi.presets import changed, load_preset
+from qbdi.server.clocks import ManualClock
+from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.ports import MemoryPorts
+from qbdi.server.recorder import NoteRecorder
+
+RECONNECT_S = 1.0
+
+
+def _memory_rig(checkpoint):
+    clock = ManualClock(120.0)
+    ports = MemoryPorts(now=clock.now_steps)
+    state = changed(load_preset("default"), tempo_bpm=120.0, improviser={"mode": "echo"})
+    feedback = MemoryFeedback()
+    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(checkpoint),
+                                                             state.improviser),
+                    state, feedback=feedback)
+    server.start()
+    return ports, feedback, server
+
+
+def _play(server, ports, step, pitch, end):
+    server.run_until(step)
+    ports.play(mido.Message("note_on", note=pitch, velocity=100))
+    server.run_until(end)
+    ports.play(mido.Message("note_off", note=pitch))
+    server.step()
+
+
+def test_output_loss_ends_notes_serves_on_and_starts_clean_when_it_returns(tiny_checkpoint):
+    ports, feedback, server = _memory_rig(tiny_checkpoint)
+    _play(server, ports, 0, 60, 8)
+    server.run_until(18)  # the echo of 60 sounds from step 16
+    assert server.scheduler.sounding == {60: 100}
+    ports.disappear("out")
+    server.step()
+    assert server.fatal is None
+    assert server.scheduler.sounding == {}, "nothing may sound once the port is gone"
+    assert feedback.addressed("/qbdi/port") == [["out", "memory out", "lost"]]
+    assert feedback.addressed("/qbdi/error")[-1][0].startswith("port lost: out")
+    _play(server, ports, 20, 64, 22)  # bars go on while the port is away
+    server.run_until(40)
+    ports.reappear("out")
+    before = len(ports.sent)
+    server.step()
+    first = ports.sent[before][1]
+    assert first.is_cc(123), "the returned port hears all-notes-off first"
+    _play(server, ports, 48, 67, 50)
+    server.run_until(80)
+    assert [m.note for _, m in ports.sent if m.type == "note_on"] == [60, 67]
+    assert server.counters.bars >= 4 and server.fatal is None
+    server.shutdown()
+    assert NoteRecorder.of(m for _, m in ports.sent).sounding == set()
+
+
+def test_input_loss_releases_what_the_player_held(tiny_checkpoint):
+    ports, feedback, server = _memory_rig(tiny_checkpoint)
+    server.run_until(2)
+    ports.play(mido.Message("note_on", note=62, velocity=90))
+    server.step()
+    ports.disappear("in")  # the note-off of 62 will never come
+    server.run_until(8)
+    assert server.collector.held_pitches == []
+    ports.reappear("in")
+    server.run_until(48)
+    # 62 is answered once (bar 1), from step 2 to where the port went: not held forever
+    notes = [(t, m.note) for t, m in ports.sent if m.type == "note_on"]
+    assert notes == [(18.0, 62)]
+    assert feedback.addressed("/qbdi/port") == [["in", "memory in", "lost"],
+                                                ["in", "memory in", "back"]]
+    server.shutdown()
+    assert NoteRecorder.of(m for _, m in ports.sent).sounding == set()
+
+
+# -- real JACK ports ----------------------------------------------------------------------
+
+class Feedback:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.02)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def wait_port(self, direction: str, kind: str, timeout_s: float = 5.0) -> float:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.sock.recvfrom(65_535)
+            except TimeoutError:
+                continue
+            message = OscMessage(data)
+            if message.address == "/qbdi/port" and message.params[0] == direction \
+                    and message.params[2] == kind:
+                return time.perf_counter()
+        raise AssertionError(f"no /qbdi/port {direction} {kind} within {timeout_s} s")
+
+
+@pytest.mark.jack
+def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_checkpoint,
+                                                                      tmp_path):
+    preset = tmp_path / "echo.toml"
+    preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "echo"\n')
+    with jack_server():
+        rt = jack_backend()
+        heard: list[tuple[float, mido.Message]] = []
+
+        def listen(message: mido.Message) -> None:
+            heard.append((time.perf_counter(), message))
+
+        daw_in = rt.open_input("daw in", virtual=True, client_name="daw", callback=listen)
+        daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
+        feedback = Feedback()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--in",
+             "daw out", "--out", "daw in", "--model", str(tiny_checkpoint), "--preset",
+             str(preset), "--osc-port", "0", "--feedback", feedback.target, "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            line = process.stdout.readline()
+            assert "ready" in line, process.stderr.read()
+            client = OscClient(int(line.split("osc 127.0.0.1:")[1].split(",")[0]))
+
+            def played_back(pitch: int) -> bool:
+                """Play a note; its echo must come back within two bars (0.5 s each)."""
+                daw_out.send(mido.Message("note_on", note=pitch, velocity=99))
+                time.sleep(0.1)
+                daw_out.send(mido.Message("note_off", note=pitch))
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                    if any(m.type == "note_on" and m.note == pitch for _, m in heard):
+                        return True
+                    time.sleep(0.02)
+                return False
+
+            assert played_back(60)
+            daw_in.close()  # the DAW closes the port we play into
+            feedback.wait_port("out", "lost")
+            assert client.status()["bars"] > 0 and process.poll() is None
+            returned_s = time.perf_counter()
+            daw_in = rt.open_input("daw in", virtual=True, client_name="daw", callback=listen)
+            back_s = feedback.wait_port("out", "back")
+            assert back_s - returned_s <= RECONNECT_S
+            assert played_back(62), "no answer on the returned output port"
+
+            daw_out.close()  # the DAW closes the port we listen to
+            feedback.wait_port("in", "lost")
+            returned_s = time.perf_counter()
+            daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
+            back_s = feedback.wait_port("in", "back")
+            assert back_s - returned_s <= RECONNECT_S
+            time.sleep(0.1)  # JACK connects in its own time
+            assert played_back(64), "no answer to input on the returned input port"
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+            time.sleep(0.2)
+            client.close()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            daw_in.close()
+            daw_out.close()
+        after_return = [m for t, m in heard if t >= back_s]
+        assert NoteRecorder.of(after_return).sounding == set()
