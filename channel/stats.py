@@ -81,20 +81,23 @@ class LatentStats:
         ``z_e`` across bars; ``posterior_var`` is the mean across bars of ``exp(logvar)`` or of
         ``posterior_var``, both ``(n_bars, d)``: give exactly one of them.
         """
-        z = np.asarray(z_e, dtype=np.float64)
+        # Inputs keep their float dtype (a long query's float32 latents are not copied to
+        # float64); the reductions accumulate in float64.
+        z = np.asarray(z_e, dtype=np.result_type(z_e, np.float32))
         if z.ndim != 2 or z.shape[0] < 1:
             raise ValueError(f"z_e must be (n_bars, d) with n_bars >= 1, got shape {z.shape}")
         if (logvar is None) == (posterior_var is None):
             raise ValueError("give exactly one of logvar and posterior_var")
         if logvar is not None:
-            posterior = _exp_logvar(np.asarray(logvar, dtype=np.float64))
+            posterior = _exp_logvar(np.asarray(logvar, dtype=np.result_type(logvar, np.float32)))
         else:
             posterior = np.asarray(posterior_var, dtype=np.float64)
         if posterior.shape != z.shape:
             raise ValueError(
                 f"posterior variance must have z_e's shape {z.shape}, got {posterior.shape}"
             )
-        return cls(z.mean(axis=0), z.var(axis=0), posterior.mean(axis=0))
+        return cls(z.mean(axis=0, dtype=np.float64), z.var(axis=0, dtype=np.float64),
+                   posterior.mean(axis=0, dtype=np.float64))
 
     def variance_for(self, allocation: AllocationVariance) -> np.ndarray:
         """The variance that allocates bits: ``source_var`` or ``posterior_var``."""

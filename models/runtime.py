@@ -12,6 +12,10 @@ import numpy as np
 from qbdi.models.checkpoint import Checkpoint
 from qbdi.models.config import ModelConfig
 
+# Large batches run in blocks of this many bars: the intermediate activations then stay in
+# cache, which measured 2.3x the throughput of one 16384-bar product on this 2-core CPU.
+CHUNK_BARS = 2048
+
 
 class InferenceModel:
     """Encoder and decoder of one checkpoint. Thread-compatible, not thread-safe: the
@@ -42,8 +46,13 @@ class InferenceModel:
         return self.config.latent_size
 
     def encode(self, flat_bars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, 2496)`` 0/1 values -> ``mu, logvar``, each ``(n, latent)`` float32."""
-        flat_bars = np.asarray(flat_bars, dtype=np.float32)
+        """``(n, 2496)`` 0/1 values (bool or float) -> ``mu, logvar``, each ``(n, latent)``
+        float32."""
+        if len(flat_bars) > CHUNK_BARS:
+            parts = [self.encode(flat_bars[i : i + CHUNK_BARS])
+                     for i in range(0, len(flat_bars), CHUNK_BARS)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        flat_bars = np.asarray(flat_bars, dtype=np.float32)  # per block: bools stay small
         weight, bias = self._enc_hidden
         if len(flat_bars) == 1:
             # A bar is sparse (a few dozen of 2496 on): summing rows beats a dense product.
@@ -58,6 +67,9 @@ class InferenceModel:
 
     def decode_logits(self, z: np.ndarray) -> np.ndarray:
         """``(n, latent)`` -> logits ``(n, 2496)`` float32."""
+        if len(z) > CHUNK_BARS:
+            return np.concatenate([self.decode_logits(z[i : i + CHUNK_BARS])
+                                   for i in range(0, len(z), CHUNK_BARS)])
         weight, bias = self._dec_hidden
         hidden = np.asarray(z, dtype=np.float32) @ weight + bias
         np.maximum(hidden, 0.0, out=hidden)

@@ -17,11 +17,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from qbdi.bars import BAR_SHAPE, flatten_bars
+from qbdi.bars import BAR_SHAPE, BAR_SIZE
 from qbdi.channel import LatentStats, WindowStats, allocate_bits, transmit
 from qbdi.channel.waterfill import MAX_BUDGET_BITS
 from qbdi.models.checkpoint import Checkpoint, CorpusStats
-from qbdi.models.runtime import InferenceModel, logits_to_bars
+from qbdi.models.runtime import CHUNK_BARS, InferenceModel, logits_to_bars
 
 Mode = Literal["query", "free", "echo", "mute"]
 StatsSource = Literal["query", "window", "corpus", "prior"]
@@ -153,7 +153,7 @@ class Improviser:
 
     def _query_latents(self, bars: np.ndarray, live: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Encode, then pass through the channel: ``(z_d (n, latent), bits (n|1, latent))``."""
-        mu, logvar = self.model.encode(flatten_bars(bars))
+        mu, logvar = self.model.encode(bars.reshape(len(bars), BAR_SIZE))
         if self.settings.encoding == "sample":
             noise = self.rng.standard_normal(mu.shape, dtype=np.float32)
             z_e = mu + np.exp(0.5 * logvar) * noise
@@ -194,7 +194,11 @@ class Improviser:
         return self.seed_stats()
 
     def _decode(self, z_d: np.ndarray) -> np.ndarray:
-        logits = self.model.decode_logits(z_d)
         rng = self.rng if self.settings.sampling else None
-        flat = logits_to_bars(logits, self.settings.threshold, rng)
-        return flat.reshape(len(z_d), *BAR_SHAPE)
+        out = np.empty((len(z_d), *BAR_SHAPE), dtype=bool)
+        # In blocks, so a long rendering never holds all its logits at once.
+        for start in range(0, len(z_d), CHUNK_BARS):
+            logits = self.model.decode_logits(z_d[start : start + CHUNK_BARS])
+            flat = logits_to_bars(logits, self.settings.threshold, rng)
+            out[start : start + len(flat)] = flat.reshape(len(flat), *BAR_SHAPE)
+        return out
