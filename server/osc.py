@@ -308,5 +308,5 @@ def markdown_table() -> str:
         lines.append(f"| `{row.address}` | {row.arguments.replace('|', ' or ')} | {doc} |")
     lines += ["", "| Feedback address | Arguments | When |", "|---|---|---|"]
     for address, arguments, when in FEEDBACK:
-        lines.append(f"| `{address}` | {arguments} | {when} |")
+        lines.append(f"| `{address}` | {arguments.replace('|', ' or ')} | {when} |")
     return "\n".join(lines)
