@@ -22,6 +22,7 @@ from qbdi.bars import Note
 log = logging.getLogger(__name__)
 
 ALL_NOTES_OFF = 123
+BURST_NOTES = 32  # more sounding notes than this: CC 123 also goes before the note-offs
 _OFF, _ON = 0, 1  # sort order at one step: releases first
 
 
@@ -88,6 +89,7 @@ class Scheduler:
 
     def end_all(self, cc_when_silent: bool = True) -> list[BaseException]:
         """Release everything: note-offs for sounding notes, then CC 123; drop the queue.
+        (Over ``BURST_NOTES`` sounding notes, CC 123 also comes first.)
 
         With ``cc_when_silent=False`` the CC is only sent when a note was sounding. Tries
         every message even when the port fails, and returns the errors it met.
@@ -96,9 +98,14 @@ class Scheduler:
         errors: list[BaseException] = []
         messages = [mido.Message("note_off", channel=self.channel, note=pitch, velocity=0)
                     for pitch in sorted(self.sounding)]
+        all_off = mido.Message("control_change", channel=self.channel,
+                               control=ALL_NOTES_OFF, value=0)
+        if len(messages) > BURST_NOTES:
+            # A burst this long can overflow one period's MIDI buffer (JACK drops what does
+            # not fit): CC 123 first too, so silence arrives whatever is lost after it.
+            messages.insert(0, all_off)
         if messages or cc_when_silent:
-            messages.append(mido.Message("control_change", channel=self.channel,
-                                         control=ALL_NOTES_OFF, value=0))
+            messages.append(all_off)
         self.sounding.clear()
         for message in messages:
             try:
