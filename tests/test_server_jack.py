@@ -15,7 +15,6 @@ event by event in test_server_loop.py.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from stress_rig import jack_server as jack_server_block
 
 from qbdi.bars import bars_to_notes, notes_to_bars
 from qbdi.improviser import Improviser, ImproviserSettings
@@ -41,32 +41,13 @@ TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
 QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
 MIN_RECEIVED = 0.95
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
-
-
-def _jack_running() -> bool:
-    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
 
 
 @pytest.fixture(scope="module")
 def jack_server():
-    """A JACK server: the one running, or a dummy-driver one started here."""
-    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
-        pytest.skip("jackd is not installed (apt-get install jackd2): cannot test real ports")
-    if _jack_running():
-        yield None
-        return
-    process = subprocess.Popen(JACKD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None and not _jack_running():
-        time.sleep(0.1)
-    if process.poll() is not None or not _jack_running():
-        process.kill()
-        error = process.stderr.read().decode(errors="replace")[-500:] if process.stderr else ""
-        pytest.skip(f"jackd could not start a dummy-driver server: {error}")
-    yield process
-    process.terminate()
-    process.wait(timeout=10)
+    """A JACK server: the one running, or a dummy-driver one started for this module."""
+    with jack_server_block() as process:
+        yield process
 
 
 def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
