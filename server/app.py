@@ -10,6 +10,7 @@ stdout (tests and benchmarks wait for it).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -134,6 +135,10 @@ def serve(args: argparse.Namespace) -> int:
     server.feedback = transport
     stop = threading.Event()
     _stop_on_signals(stop, server.wake)
+    # Start-up objects (the model, numpy, mido) never become garbage: freezing them keeps a
+    # full collection from scanning them in the middle of a bar.
+    gc.collect()
+    gc.freeze()
     try:
         server.start()
         transport.start()

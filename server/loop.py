@@ -353,8 +353,8 @@ class Server:
         if overrun:
             counters.overruns += 1
             counters.late_notes_dropped += dropped
-            log.warning("bar %d overran: answer ready %.2f ms after its bar began; "
-                        "%d late notes dropped", collected.index, compute_ms, dropped)
+            log.warning("bar %d overran: its answer (%.2f ms to compute) was ready after its "
+                        "bar began; %d late notes dropped", collected.index, compute_ms, dropped)
             self._feedback("/qbdi/overrun", [collected.index, round(compute_ms, 3),
                                              counters.overruns])
         if self.on_bar is not None:

@@ -86,6 +86,24 @@ class OscClient:
     def send(self, address: str, *args: Any) -> None:
         self.send_raw(encode(address, args))
 
+    def drain(self) -> int:
+        """Discard the replies waiting in the socket; how many there were.
+
+        Every control message is answered, so a client that sends 1000 a second and reads
+        nothing fills its receive buffer within seconds (a few thousand datagrams) and the
+        kernel then drops what comes next, ``/qbdi/status`` included."""
+        count = 0
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    self.sock.recvfrom(65_535)
+                except BlockingIOError:
+                    return count
+                count += 1
+        finally:
+            self.sock.settimeout(0.05)
+
     def wait_for(self, address: str, timeout_s: float = REPLY_TIMEOUT_S) -> list[Any]:
         """Arguments of the next message at ``address``; earlier other replies are dropped."""
         deadline = time.monotonic() + timeout_s
@@ -101,7 +119,11 @@ class OscClient:
                              "answering")
 
     def status(self) -> dict[str, Any]:
-        """Ask ``/qbdi/status``; every message sent before has been handled when it comes."""
+        """Ask ``/qbdi/status``; every message sent before has been handled when it comes.
+
+        The replies already waiting are discarded first (:meth:`wait_for` would skip them
+        anyway), so a full receive buffer cannot drop the status reply."""
+        self.drain()
         self.send("/qbdi/status")
         values = self.wait_for("/qbdi/status")
         return dict(zip(values[::2], values[1::2], strict=True))
