@@ -70,6 +70,22 @@ class RecordingPorts(MemoryPorts):
             return set(self.recorder.sounding)
 
 
+def receive_matching(sock: socket.socket, accept: Callable[[OscMessage], bool],
+                     timeout_s: float) -> OscMessage | None:
+    """The first datagram on ``sock`` that ``accept`` takes (others are dropped), or None
+    after ``timeout_s``. ``sock`` needs a short timeout of its own."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            data, _ = sock.recvfrom(65_535)
+        except TimeoutError:
+            continue
+        message = OscMessage(data)
+        if accept(message):
+            return message
+    return None
+
+
 class OscClient:
     """A UDP client on an ephemeral port; :meth:`status` is the sync point."""
 
@@ -106,15 +122,9 @@ class OscClient:
 
     def wait_for(self, address: str, timeout_s: float = REPLY_TIMEOUT_S) -> list[Any]:
         """Arguments of the next message at ``address``; earlier other replies are dropped."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65_535)
-            except TimeoutError:
-                continue
-            message = OscMessage(data)
-            if message.address == address:
-                return list(message.params)
+        message = receive_matching(self.sock, lambda m: m.address == address, timeout_s)
+        if message is not None:
+            return list(message.params)
         raise AssertionError(f"no {address} reply within {timeout_s} s: the server is not "
                              "answering")
 

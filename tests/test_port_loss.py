@@ -19,7 +19,7 @@ import time
 import mido
 import pytest
 from pythonosc.osc_message import OscMessage
-from stress_rig import OscClient, jack_backend, jack_server
+from stress_rig import OscClient, jack_backend, jack_server, receive_matching
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
@@ -110,16 +110,12 @@ class Feedback:
         return f"127.0.0.1:{self.sock.getsockname()[1]}"
 
     def wait_port(self, direction: str, kind: str, timeout_s: float = 5.0) -> float:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65_535)
-            except TimeoutError:
-                continue
-            message = OscMessage(data)
-            if message.address == "/qbdi/port" and message.params[0] == direction \
-                    and message.params[2] == kind:
-                return time.perf_counter()
+        def accept(message: OscMessage) -> bool:
+            return (message.address == "/qbdi/port" and message.params[0] == direction
+                    and message.params[2] == kind)
+
+        if receive_matching(self.sock, accept, timeout_s) is not None:
+            return time.perf_counter()
         raise AssertionError(f"no /qbdi/port {direction} {kind} within {timeout_s} s")
 
 
