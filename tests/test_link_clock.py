@@ -149,13 +149,24 @@ def test_a_peer_in_another_process_sets_tempo_and_shares_the_phase():
         import asyncio, sys, time
         import aalink
         async def main():
-            link = aalink.Link(97.0)
+            link = aalink.Link(111.0)  # not the tempo it will propose
             link.quantum = 4
             link.enabled = True
             deadline = time.monotonic() + 5
             while link.num_peers == 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            link.tempo = 97.0
+            # A tempo proposed while the sessions are still merging can be lost to the
+            # merged timeline (seen on a loaded CI machine): let the merge settle, then
+            # propose again until this peer reads its own tempo back for 0.3 s.
+            await asyncio.sleep(0.3)
+            steady_s = 0.0
+            while steady_s < 0.3 and time.monotonic() < deadline + 3:
+                if abs(link.tempo - 97.0) > 0.01:
+                    link.tempo = 97.0
+                    steady_s = 0.0
+                else:
+                    steady_s += 0.05
+                await asyncio.sleep(0.05)
             print("joined", link.num_peers, flush=True)
             await asyncio.sleep(0.5)  # both timelines settle on the new tempo
             for _ in range(5):
@@ -170,7 +181,7 @@ def test_a_peer_in_another_process_sets_tempo_and_shares_the_phase():
     try:
         joined = peer.stdout.readline().split()
         assert joined and joined[0] == "joined" and int(joined[1]) >= 1, joined
-        assert _until(lambda: abs(clock.tempo_bpm - 97.0) < 0.01, 2.0)
+        assert _until(lambda: abs(clock.tempo_bpm - 97.0) < 0.01, 3.0), clock.tempo_bpm
         for _ in range(5):
             t_s, phase = map(float, peer.stdout.readline().split())
             gap = abs((clock.step_at(t_s) / 4) % 4 - phase) % 4
