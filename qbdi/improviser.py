@@ -159,8 +159,10 @@ class Improviser:
             z_e = mu + np.exp(0.5 * logvar) * noise
         else:
             z_e = mu
-        stats = self._stats(z_e, logvar, live)
         budget = self.settings.budget_bits
+        if budget == FULL and not live:
+            return z_e, None  # offline the statistics would only feed the bypassed channel
+        stats = self._stats(z_e, logvar, live)  # live, the window keeps learning at full rate
         if budget == FULL:
             return z_e, None
         variance = stats.variance_for(self.settings.allocation)
