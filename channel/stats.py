@@ -55,6 +55,19 @@ class LatentStats:
         for name, value in arrays.items():
             object.__setattr__(self, name, value)
 
+    @classmethod
+    def _trusted(cls, mean: np.ndarray, source_var: np.ndarray,
+                 posterior_var: np.ndarray) -> LatentStats:
+        """Wrap float64 ``(d,)`` arrays this module computed from validated inputs, without
+        re-validating them: the live window builds one every bar. The arrays are taken over
+        (not copied) and made read-only; the caller must not keep writable references."""
+        stats = object.__new__(cls)
+        for name, value in (("mean", mean), ("source_var", source_var),
+                            ("posterior_var", posterior_var)):
+            value.setflags(write=False)
+            object.__setattr__(stats, name, value)
+        return stats
+
     @property
     def dim(self) -> int:
         """The latent size ``d``."""
@@ -214,10 +227,13 @@ class WindowStats:
             return seed
         offset = self._mean - seed.mean
         m2 = w * seed.source_var + np.maximum(self._m2, 0.0) + (w * k / total) * offset**2
-        return LatentStats(
+        # Fresh float64 arrays from validated pushes and a validated seed: finite, and the
+        # variances >= 0 (m2 is clipped above), so they are wrapped without a second check.
+        return LatentStats._trusted(
             mean=seed.mean + (k / total) * offset,
             source_var=m2 / total,
-            posterior_var=(w * seed.posterior_var + self._sum_pv) / total,
+            # the sliding sum of exp(logvar) can round a hair below zero: clip
+            posterior_var=np.maximum((w * seed.posterior_var + self._sum_pv) / total, 0.0),
         )
 
     def _resum(self) -> None:

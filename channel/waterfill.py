@@ -88,10 +88,9 @@ def _allocate_rows(v: np.ndarray, budget_bits: int) -> np.ndarray:
     at_base = positive & (level >= base_level)
     # Largest phase first; a stable sort keeps the lowest index first among equal phases.
     order = np.argsort(np.where(at_base, -phase, np.inf), axis=1, kind="stable")
-    chosen_sorted = np.arange(d)[None, :] < remaining[:, None]
-    chosen = np.empty_like(chosen_sorted)
-    np.put_along_axis(chosen, order, chosen_sorted, axis=1)
-    bits += chosen & live[:, None]
+    rank = np.empty_like(order)  # rank[i] = place of dimension i in that order
+    rank[np.arange(n)[:, None], order] = np.arange(d)
+    bits += (rank < remaining[:, None]) & live[:, None]
     return bits
 
 
