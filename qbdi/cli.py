@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from qbdi.errors import QbdiError
+from qbdi.errors import QbdiError, check_writable
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -60,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         )
     except ValidationError as err:
         raise QbdiError(_describe(err)) from err
+    check_writable(settings.out, "--out")  # before minutes of training, not after
     train(settings, progress=not args.no_progress)
     return 0
 
@@ -136,6 +137,7 @@ def _render(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.sweep) if args.sweep else parse_budgets(args.bits)
     if not budgets:
         raise QbdiError("--sweep names no budget")
+    check_writable(args.out, "--out")
     settings = [settings_from_args(args, budget) for budget in budgets]
     score = read_midi(args.query)
     score.check_metre(args.metre)
@@ -184,6 +186,9 @@ def _score(args: argparse.Namespace) -> int:
 
     budgets = parse_budgets(args.bits)
     base = settings_from_args(args, budgets[0])
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            check_writable(path, option)
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), base)
     rows = []
     for query in _progress(list(args.queries), "queries"):
@@ -314,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except QbdiError as err:
         print(f"qbdi {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A file or device failed under us (disk full, a folder removed mid-run): name it
+        # rather than print a traceback. Commands check their outputs up front as well.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"qbdi {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

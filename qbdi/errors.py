@@ -48,3 +48,19 @@ class PresetError(QbdiError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Refuse, before any work is done, an output ``path`` that cannot be written: its folder
+    is missing or not writable, or the path is a folder. Raises :class:`QbdiError` naming
+    ``what`` (e.g. "--out") and the path."""
+    import os
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise QbdiError(f"{what} {path}: is a folder, not a file")
+    if not folder.is_dir():
+        raise QbdiError(f"{what} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise QbdiError(f"{what} {path}: not writable")

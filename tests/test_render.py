@@ -83,3 +83,15 @@ def test_missing_model_is_named(tmp_path, queries_dir):
     result = qbdi("render", queries_dir / QUERY, "-o", tmp_path / "x.mid", "--model",
                   tmp_path / "absent.safetensors")
     assert result.returncode == 2 and "absent.safetensors" in result.stderr
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, queries_dir):
+    absent = qbdi("render", queries_dir / QUERY, "-o", tmp_path / "no" / "x.mid")
+    assert absent.returncode == 2, absent.stderr
+    assert "--out" in absent.stderr and "does not exist" in absent.stderr
+    assert "Traceback" not in absent.stderr
+    folder = qbdi("render", queries_dir / QUERY, "-o", tmp_path)
+    assert folder.returncode == 2 and "is a folder" in folder.stderr
+    plot = qbdi("score", queries_dir / QUERY, "--seeds", "1", "--bits", "0",
+                "--plot", tmp_path / "no" / "p.png")
+    assert plot.returncode == 2 and "--plot" in plot.stderr and "Traceback" not in plot.stderr
