@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import signal
 import sys
 import threading
@@ -41,6 +42,28 @@ from qbdi.server.status import StatusLine, configure_logging
 log = logging.getLogger("qbdi.server")
 
 
+def _udp_port(text: str) -> int:
+    """An argparse type: a UDP port number, 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
+    return port
+
+
+def _rate_per_s(text: str) -> float:
+    """An argparse type: a finite rate > 0 per second."""
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(rate) or rate <= 0:
+        raise argparse.ArgumentTypeError(f"a rate must be finite and > 0, got {text}")
+    return rate
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default",
                         help="shipped preset name or a preset file (default: default)")
@@ -56,12 +79,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MIDI backend (default: detected; memory = no MIDI, smoke test)")
     parser.add_argument("--osc-host", default="127.0.0.1",
                         help="address to listen on for OSC (default 127.0.0.1)")
-    parser.add_argument("--osc-port", type=int, default=9000,
+    parser.add_argument("--osc-port", type=_udp_port, default=9000,
                         help="UDP port for OSC (default 9000; 0 = any free port)")
     parser.add_argument("--osc-allow", default="",
                         help="comma-separated client IPs allowed when --osc-host is not "
                              "loopback")
-    parser.add_argument("--osc-rate", type=float, default=200.0,
+    parser.add_argument("--osc-rate", type=_rate_per_s, default=200.0,
                         help="most OSC messages accepted per second (default 200)")
     parser.add_argument("--feedback", default=None, metavar="HOST:PORT",
                         help="send values, bar reports, errors and a heartbeat here")

@@ -145,7 +145,7 @@ class OscTransport:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind((host, port))
-        except OSError as err:
+        except (OSError, OverflowError) as err:  # OverflowError: a port outside 0-65535
             self._sock.close()
             raise OscSetupError(f"cannot listen for OSC on {host}:{port}: {err}") from err
         self._sock.settimeout(0.2)  # lets the thread notice close() promptly

@@ -253,3 +253,24 @@ def test_osc_help_and_the_readme_table_come_from_the_handlers_docstrings():
     text, table = osc.help_text(), osc.markdown_table()
     for row in osc.TABLE:
         assert row.doc and row.address in text and row.doc.replace("|", "\\|") in table
+
+
+def _serve_refusal(*flags: str) -> str:
+    """Run ``qbdi serve`` (memory backend) with ``flags``; it must refuse them at once."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "qbdi.cli", "serve", "--backend", "memory",
+                             *flags], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_serve_refuses_bad_osc_flags_and_a_port_in_use_with_a_clear_message():
+    assert "0-65535" in _serve_refusal("--osc-port", "99999")
+    assert "finite and > 0" in _serve_refusal("--osc-rate", "nan")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        assert "Address already in use" in _serve_refusal("--osc-port", str(port))
