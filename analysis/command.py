@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,16 @@ def parse_options(args: argparse.Namespace) -> Options:
         min_length_frames=args.min_length, min_count=args.min_count,
         n_thresholds=args.thresholds,
     )
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Create ``--out`` now (as the report would) so a bad folder fails before the work."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise QbdiError(f"--out {out_dir}: cannot create this folder ({err.strerror})") from err
+    if not os.access(out_dir, os.W_OK):
+        raise QbdiError(f"--out {out_dir}: folder not writable")
 
 
 def parse_bits(text: str | None) -> list[int | str]:
@@ -332,6 +343,7 @@ def run(args: argparse.Namespace) -> int:
     """Analyse queries (and their renderings) and write report.json and Figures 4-6."""
     options = parse_options(args)
     queries = [(path, read_query(path)) for path in options.files]  # every file checked first
+    _check_out_dir(options.out_dir)
     improviser = make_improviser(options)
     n_analyses = len(queries) * (1 + len(options.budgets)) * len(options.features)
     entries, figure_list = [], []

@@ -278,3 +278,11 @@ def test_bad_bits_through_the_command(tmp_path: Path, queries_dir: Path) -> None
     assert result.returncode == 2
     assert result.stderr.startswith("qbdi analyze: error: --bits: "), result.stderr
     assert "'lots'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path, queries_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder would go")
+    result = analyze_cli(queries_dir / SHORTER, "--out", blocker / "out")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"qbdi analyze: error: --out {blocker / 'out'}: ")
