@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 # One thread for the latency numbers: set before numpy loads its BLAS. The throughput run
-# (QBDI_BENCH_THROUGHPUT set) uses every core.
+# (QBDI_BENCH_THROUGHPUT set) uses every core, and so does an importer (run_all.py's render
+# part measures throughput through bench_throughput).
 ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-if "QBDI_BENCH_THROUGHPUT" not in os.environ:
+if __name__ == "__main__" and "QBDI_BENCH_THROUGHPUT" not in os.environ:
     for name in ONE_THREAD:
         os.environ.setdefault(name, "1")
 
