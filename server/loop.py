@@ -38,7 +38,14 @@ from pydantic import ValidationError
 from qbdi.bars import STEPS_PER_BAR, bars_to_notes
 from qbdi.errors import QbdiError
 from qbdi.improviser import Improviser
-from qbdi.presets import Preset, changed, describe_error, load_preset
+from qbdi.presets import (
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
+    Preset,
+    changed,
+    describe_error,
+    load_preset,
+)
 from qbdi.server import osc
 from qbdi.server.clocks import CLOCK_MESSAGES
 from qbdi.server.collector import BarCollector, CollectedBar
@@ -348,6 +355,7 @@ class Server:
         counters = self.counters
         counters.bars += 1
         counters.last_compute_ms = compute_ms
+        self._adopt_clock_tempo()
         self._feedback("/qbdi/bar", [collected.index, round(compute_ms, 3), dims,
                                      collected.notes_struck, notes_out])
         if overrun:
@@ -467,6 +475,18 @@ class Server:
             self.live_ir.configure(new.live_ir)
         if new.tempo_bpm != old.tempo_bpm and not self.clock.follows_midi:
             self._set_clock_tempo(new.tempo_bpm)
+
+    def _adopt_clock_tempo(self) -> None:
+        """Once a bar, take a tempo set outside (the DAW's MIDI clock, a Link peer) into the
+        state, so ``/qbdi/bpm``, status and presets tell the truth, and report it. MIDI clock
+        jitters: it is followed in 0.5 BPM steps, Link (exact) in 0.01 BPM steps."""
+        tolerance_bpm = 0.5 if self.clock.follows_midi else 0.01
+        tempo_bpm = min(max(round(self.clock.tempo_bpm, 2), MIN_TEMPO_BPM), MAX_TEMPO_BPM)
+        if abs(tempo_bpm - self.state.tempo_bpm) < tolerance_bpm:
+            return
+        # Straight into the state, not through _apply: the clock already runs at it.
+        self.state = changed(self.state, tempo_bpm=tempo_bpm)
+        self._feedback("/qbdi/bpm", [tempo_bpm])
 
     def _set_clock_tempo(self, tempo_bpm: float) -> None:
         set_tempo = getattr(self.clock, "set_tempo", None)

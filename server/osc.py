@@ -128,7 +128,9 @@ def mode(ctl: Controls, args: Sequence[Any]) -> None:
 
 def bpm(ctl: Controls, args: Sequence[Any]) -> None:
     """Tempo of the internal clock in beats per minute (20-960); the position in the bar
-    does not jump. Refused while following MIDI clock. Replies /qbdi/bpm."""
+    does not jump. With Link, proposes the tempo to every peer. Refused while following MIDI
+    clock. Replies /qbdi/bpm; when the DAW's clock or a Link peer changes the tempo, the new
+    one is sent as /qbdi/bpm at the next bar."""
     ctl.set_tempo(_number(_one(args)))
 
 

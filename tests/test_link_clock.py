@@ -220,6 +220,28 @@ def test_serve_plays_on_the_sessions_sixteenth_grid(session):
         assert round(peer_steps) // 16 > bars[0], "answers play in the bar after the query"
 
 
+def test_a_peers_tempo_change_while_serving_is_reported_as_the_bpm(session):
+    """/qbdi/bpm tells the truth when a peer, not OSC, changes the tempo."""
+    clock, peer = session
+    state = changed(load_preset("free"), tempo_bpm=clock.tempo_bpm)
+    improviser = Improviser.from_checkpoint(load_checkpoint(None), state.improviser)
+    feedback = MemoryFeedback()
+    server = Server(MemoryPorts(now=clock.now_s), clock, improviser, state, feedback=feedback)
+    stop = threading.Event()
+    server.start()
+    thread = threading.Thread(target=server.serve, args=(stop,))
+    thread.start()
+    try:
+        peer.link.tempo = 300.0  # 0.8 s a bar
+        assert _until(lambda: [300.0] in feedback.addressed("/qbdi/bpm")), \
+            feedback.addressed("/qbdi/bpm")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert server.state.tempo_bpm == 300.0
+    assert float(peer.link.tempo) == pytest.approx(300.0), "adopting it proposes nothing new"
+
+
 def test_serve_takes_the_sessions_tempo_unless_bpm_is_given(elder):
     elder.link.tempo = 111.0
     clock, state = make_clock("link", load_preset("default"), tempo_given=False)

@@ -108,3 +108,24 @@ def test_the_server_follows_midi_clock_bar_for_bar(tiny_checkpoint):
     server.post_osc("/qbdi/bpm", [100.0], None)
     server.step()
     assert "following MIDI clock" in feedback.addressed("/qbdi/error")[-1][0]
+
+
+def test_the_server_reports_the_daws_tempo_as_its_bpm(tiny_checkpoint):
+    """Following MIDI clock at 250 BPM, the state (and /qbdi/bpm) say 250 after a bar."""
+    time = ManualTime()
+    clock = MidiClockFollower(time)
+    ports = MemoryPorts(now=clock.now_steps)
+    state = changed(load_preset("default"), improviser={"mode": "echo"})
+    assert state.tempo_bpm != 250.0
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), state.improviser)
+    feedback = MemoryFeedback()
+    server = Server(ports, clock, improviser, state, feedback=feedback)
+    server.start()
+    ports.play(mido.Message("start"))
+    server.step()
+    for tick in range(100):  # bar 0 closes at tick 93
+        time.t_s = tick * TICK_S
+        ports.play(mido.Message("clock"))
+        server.step()
+    assert server.state.tempo_bpm == pytest.approx(250.0)
+    assert feedback.addressed("/qbdi/bpm") == [[pytest.approx(250.0)]]
