@@ -26,6 +26,7 @@ Guarantees:
 from __future__ import annotations
 
 import math
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -150,6 +151,32 @@ def preset_path(name_or_path: str | Path) -> Path:
     if "/" not in text and "\\" not in text and not text.endswith(".toml"):
         return preset_dir() / f"{text}.toml"
     return Path(text)
+
+
+PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""What ``/qbdi/preset`` accepts: a bare name, never a path."""
+
+
+def load_named_preset(name: str, user_dir: Path | None = None) -> Preset:
+    """Load a preset by name only, as an OSC peer may: ``user_dir/NAME.toml`` when that
+    folder is given and holds it, else the shipped preset ``NAME``.
+
+    A path, or a name with anything but letters, digits, ``_`` and ``-`` (so no ``..``), is
+    refused: a peer can choose among the performer's presets but cannot make the server read
+    any other file. Raises :class:`PresetError` naming the file and, for a bad value, the
+    field.
+    """
+    if not isinstance(name, str) or not PRESET_NAME.fullmatch(name):
+        raise PresetError(repr(name) if isinstance(name, str) else name,
+                          "a preset is loaded by name (letters, digits, '_' and '-'), not by "
+                          "path; put your presets in the --preset-dir folder")
+    if user_dir is not None and (Path(user_dir) / f"{name}.toml").is_file():
+        return load_preset(Path(user_dir) / f"{name}.toml")
+    if name not in list_presets():
+        mine = f" or in {user_dir}" if user_dir is not None else ""
+        raise PresetError(name, f"no such preset{mine} (shipped presets: "
+                                f"{', '.join(list_presets())})")
+    return load_preset(name)
 
 
 def load_preset(name_or_path: str | Path) -> Preset:

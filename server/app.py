@@ -10,6 +10,7 @@ stdout (tests and benchmarks wait for it).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import math
@@ -17,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -30,6 +32,7 @@ from qbdi.presets import (
     changed,
     describe_error,
     list_presets,
+    load_named_preset,
     load_preset,
     preset_path,
 )
@@ -93,9 +96,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=["internal", "midi", "link"], default="internal",
                         help="internal tempo, follow MIDI clock from the DAW on the input, or "
                              "follow an Ableton Link session (needs the aalink package)")
+    parser.add_argument("--preset-dir", type=Path, default=None,
+                        help="folder of your own presets that /qbdi/preset loads by name "
+                             "(default: the folder of --preset when it is a file)")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
     parser.add_argument("--log-json", action="store_true",
                         help="structured logs: one JSON object per line on stderr")
+
+
+def user_preset_dir(preset: str, preset_dir: Path | None) -> Path | None:
+    """The folder ``/qbdi/preset`` may load from besides the shipped presets: ``--preset-dir``,
+    else the folder of a ``--preset`` file, else none. Refuses a missing ``--preset-dir``."""
+    if preset_dir is not None:
+        if not preset_dir.is_dir():
+            raise QbdiError(f"--preset-dir {preset_dir}: not a folder")
+        return preset_dir
+    path = preset_path(preset)
+    return None if path.parent == preset_path("default").parent else path.parent
 
 
 def starting_state(preset: str, bpm: float | None) -> Preset:
@@ -145,6 +162,7 @@ def serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.quiet, args.log_json)
     state = starting_state(args.preset, args.bpm)
+    preset_dir = user_preset_dir(args.preset, args.preset_dir)
     feedback = parse_target(args.feedback) if args.feedback else None
     allow = check_bind(args.osc_host,
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
@@ -152,7 +170,8 @@ def serve(args: argparse.Namespace) -> int:
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), state.improviser)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
-    server = Server(ports, clock, improviser, state, on_bar=status)
+    server = Server(ports, clock, improviser, state, on_bar=status,
+                    preset_loader=functools.partial(load_named_preset, user_dir=preset_dir))
     transport = OscTransport(server.post_osc, args.osc_host, args.osc_port, allow, feedback,
                              args.osc_rate)
     server.feedback = transport

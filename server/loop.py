@@ -44,7 +44,7 @@ from qbdi.presets import (
     Preset,
     changed,
     describe_error,
-    load_preset,
+    load_named_preset,
 )
 from qbdi.server import osc
 from qbdi.server.clocks import CLOCK_MESSAGES
@@ -131,7 +131,7 @@ class Server:
 
     def __init__(self, ports: Ports, clock: Clock, improviser: Improviser, state: Preset, *,
                  feedback: Feedback | None = None,
-                 preset_loader: Callable[[str], Preset] = load_preset,
+                 preset_loader: Callable[[str], Preset] = load_named_preset,
                  on_bar: Callable[[BarReport], None] | None = None,
                  close_ahead_steps: float = 0.5, echo_window_s: float = 0.05) -> None:
         self.ports = ports

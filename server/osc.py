@@ -179,9 +179,10 @@ def velocity(ctl: Controls, args: Sequence[Any]) -> None:
 
 
 def preset(ctl: Controls, args: Sequence[Any]) -> None:
-    """Load a shipped preset by name (see `qbdi presets`) or a preset file by path. Ends
-    every sounding note; a bad preset is refused and the current state stays. Replies with
-    every value of the new state."""
+    """Load a preset by name: NAME.toml from the serve --preset-dir folder (by default the
+    folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
+    so a peer cannot make the server read other files. Ends every sounding note; a bad preset
+    is refused and the current state stays. Replies with every value of the new state."""
     name = _one(args)
     if not isinstance(name, str) or not name:
         raise ValueError(f"expects a preset name, got {name!r}")
@@ -236,7 +237,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
     OscAddress("/qbdi/silence", "silent|repeat", silence, lambda s: [s.playing.silence]),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
-    OscAddress("/qbdi/preset", "name | path", preset),
+    OscAddress("/qbdi/preset", "name", preset),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress("/qbdi/status", "", status),
     OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qbdi.errors import PresetError
-from qbdi.presets import Preset, changed, list_presets, load_preset
+from qbdi.presets import Preset, changed, list_presets, load_named_preset, load_preset
 
 
 def test_the_required_presets_ship_and_validate():
@@ -52,3 +52,26 @@ def test_changed_validates_and_leaves_the_original_untouched():
     with pytest.raises(ValueError, match="budget_bits"):
         changed(preset, improviser={"budget_bits": -1})
     assert preset.improviser.budget_bits == 256
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../default", "default.toml", "a/b", "..",
+                                  "", "x" * 65, "-leading-dash", "con\x00"])
+def test_by_name_loading_refuses_paths_and_odd_names(tmp_path, name):
+    with pytest.raises(PresetError, match="by name"):
+        load_named_preset(name, tmp_path)
+
+
+def test_by_name_loading_looks_in_the_users_folder_first_then_the_shipped_ones(tmp_path):
+    (tmp_path / "slow.toml").write_text("tempo_bpm = 61.0\n")
+    (tmp_path / "free.toml").write_text("tempo_bpm = 62.0\n")  # shadows the shipped one
+    assert load_named_preset("slow", tmp_path).tempo_bpm == 61.0
+    assert load_named_preset("free", tmp_path).tempo_bpm == 62.0
+    assert load_named_preset("free") == load_preset("free")
+    assert load_named_preset("paper-256", tmp_path) == load_preset("paper-256")
+    with pytest.raises(PresetError, match=r"no such preset \(shipped presets: default"):
+        load_named_preset("slow")  # not shipped, no folder given
+    with pytest.raises(PresetError, match=f"no such preset or in {tmp_path}"):
+        load_named_preset("absent", tmp_path)
+    (tmp_path / "bad.toml").write_text("[improviser]\nmode = 3\n")
+    with pytest.raises(PresetError, match="bad.toml: improviser.mode"):
+        load_named_preset("bad", tmp_path)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from pythonosc.osc_message import OscMessage
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
+from qbdi.presets import changed, load_named_preset, load_preset
 from qbdi.server import osc
 from qbdi.server.clocks import InternalClock
 from qbdi.server.errors import OscSetupError
@@ -67,12 +69,15 @@ class Client:
 class Running:
     """A server on memory ports, its loop on a thread, OSC on an ephemeral UDP port."""
 
-    def __init__(self, checkpoint, feedback=None, rate_per_s: float = 1000.0) -> None:
+    def __init__(self, checkpoint, feedback=None, rate_per_s: float = 1000.0,
+                 preset_dir: Path | None = None) -> None:
         self.state = changed(load_preset("default"), tempo_bpm=960.0,
                              improviser={"mode": "echo"})
         improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), self.state.improviser)
         self.ports = MemoryPorts()
-        self.server = Server(self.ports, InternalClock(960.0), improviser, self.state)
+        self.server = Server(self.ports, InternalClock(960.0), improviser, self.state,
+                             preset_loader=functools.partial(load_named_preset,
+                                                             user_dir=preset_dir))
         self.transport = OscTransport(self.server.post_osc, "127.0.0.1", 0, feedback=feedback,
                                       rate_per_s=rate_per_s)
         self.server.feedback = self.transport
@@ -135,15 +140,39 @@ def test_preset_loads_by_name_and_replies_its_values(running):
     assert running.client.wait_for("/qbdi/bpm") == [load_preset("free").tempo_bpm]
 
 
-def test_a_bad_preset_is_refused_and_the_state_stays(running, tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text('tempo_bpm = 120.0\n[improviser]\nbudget_bits = "lots"\n')
-    before = running.server.state
-    reason = running.client.ask("/qbdi/preset", str(bad), reply="/qbdi/error")[0]
+@pytest.fixture
+def with_presets(tiny_checkpoint, tmp_path) -> Iterator[Running]:
+    """A running server whose --preset-dir is ``tmp_path``."""
+    rig = Running(tiny_checkpoint, preset_dir=tmp_path)
+    yield rig
+    rig.close()
+
+
+def test_a_preset_in_the_users_folder_loads_by_name(with_presets, tmp_path):
+    (tmp_path / "slow.toml").write_text('tempo_bpm = 61.0\n[improviser]\nmode = "free"\n')
+    with_presets.client.send("/qbdi/preset", "slow")
+    assert with_presets.client.wait_for("/qbdi/bpm") == [61.0]
+    assert with_presets.server.state == load_preset(tmp_path / "slow.toml")
+
+
+def test_a_bad_preset_is_refused_and_the_state_stays(with_presets, tmp_path):
+    (tmp_path / "bad.toml").write_text('tempo_bpm = 120.0\n[improviser]\nbudget_bits = "lots"\n')
+    before = with_presets.server.state
+    client = with_presets.client
+    reason = client.ask("/qbdi/preset", "bad", reply="/qbdi/error")[0]
     assert "bad.toml" in reason and "improviser.budget_bits" in reason
-    missing = running.client.ask("/qbdi/preset", "no-such-preset", reply="/qbdi/error")[0]
-    assert "no such preset file" in missing
-    assert running.server.state == before
+    missing = client.ask("/qbdi/preset", "no-such-preset", reply="/qbdi/error")[0]
+    assert "no such preset" in missing
+    assert with_presets.server.state == before
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "../bad", "bad.toml"])
+def test_a_preset_path_is_refused_so_a_peer_cannot_probe_files(with_presets, tmp_path, path):
+    (tmp_path / "bad.toml").write_text("tempo_bpm = 90.0\n")
+    before = with_presets.server.state
+    reason = with_presets.client.ask("/qbdi/preset", path, reply="/qbdi/error")[0]
+    assert "by name" in reason and "hostname" not in reason.replace(path, "")
+    assert with_presets.server.state == before
 
 
 def test_panic_ends_notes_with_cc_123(running):
@@ -270,7 +299,17 @@ def _serve_refusal(*flags: str) -> str:
 def test_serve_refuses_bad_osc_flags_and_a_port_in_use_with_a_clear_message():
     assert "0-65535" in _serve_refusal("--osc-port", "99999")
     assert "finite and > 0" in _serve_refusal("--osc-rate", "nan")
+    assert "--preset-dir /no/such/folder: not a folder" in _serve_refusal(
+        "--preset-dir", "/no/such/folder")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         assert "Address already in use" in _serve_refusal("--osc-port", str(port))
+
+
+def test_the_folder_of_a_preset_file_is_the_default_preset_dir(tmp_path):
+    from qbdi.server.app import user_preset_dir
+
+    assert user_preset_dir("default", None) is None
+    assert user_preset_dir(str(tmp_path / "live.toml"), None) == tmp_path
+    assert user_preset_dir("default", tmp_path) == tmp_path
