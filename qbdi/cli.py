@@ -252,12 +252,13 @@ def _ports(args: argparse.Namespace) -> int:
     return ports(args)
 
 
-def _no_args(parser: argparse.ArgumentParser) -> None:
-    """A subcommand without options."""
+def _presets_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset-dir", type=Path, default=None,
+                        help="also list your presets in this folder (as serve --preset-dir)")
 
 
 def _presets(args: argparse.Namespace) -> int:
-    """List the shipped presets (for serve --preset and /qbdi/preset)."""
+    """List the presets (for serve --preset and /qbdi/preset), validating each."""
     from qbdi.server.app import presets
 
     return presets(args)
@@ -294,7 +295,7 @@ COMMANDS: list[Command] = [
     ("analyze", _analyze_args, _analyze),
     ("serve", _serve_args, _serve),
     ("ports", _ports_args, _ports),
-    ("presets", _no_args, _presets),
+    ("presets", _presets_args, _presets),
     ("osc-help", _osc_help_args, _osc_help),
     ("doctor", _doctor_args, _doctor),
 ]

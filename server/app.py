@@ -31,7 +31,6 @@ from qbdi.presets import (
     Preset,
     changed,
     describe_error,
-    list_presets,
     load_named_preset,
     load_preset,
     preset_path,
@@ -224,15 +223,22 @@ def ports(args: argparse.Namespace) -> int:
 
 
 def presets(args: argparse.Namespace) -> int:
-    """List the shipped presets with their descriptions; every file is validated."""
+    """List the presets /qbdi/preset can load, with their descriptions: those in
+    ``--preset-dir`` (if given) first, then the shipped ones. Every file is validated; an
+    invalid one is named with its field and the exit code is 2."""
+    user_dir = getattr(args, "preset_dir", None)
+    if user_dir is not None and not user_dir.is_dir():
+        raise QbdiError(f"--preset-dir {user_dir}: not a folder")
+    folders = ([user_dir] if user_dir is not None else []) + [preset_path("default").parent]
     failed = 0
-    for name in list_presets():
-        try:
-            print(f"{name:12s} {load_preset(name).description}")
-        except QbdiError as err:
-            failed += 1
-            print(f"{name:12s} INVALID: {err}", file=sys.stderr)
-    print(f"(folder: {preset_path('default').parent})")
+    for folder in folders:
+        print(f"{folder}:")
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                print(f"  {path.stem:12s} {load_preset(path).description}")
+            except QbdiError as err:
+                failed += 1
+                print(f"  {path.stem:12s} INVALID: {err}", file=sys.stderr)
     return 2 if failed else 0
 
 

@@ -46,8 +46,14 @@ def test_serve_refuses_an_open_osc_bind_without_allowlist_and_a_bad_preset(tmp_p
     assert "playing.midi_channel" in result.stderr
 
 
-def test_presets_and_osc_help_commands_print_their_tables():
+def test_presets_and_osc_help_commands_print_their_tables(tmp_path):
     listed = _qbdi("presets")
     assert listed.returncode == 0 and "paper-256" in listed.stdout
+    (tmp_path / "slow.toml").write_text('tempo_bpm = 61.0\ndescription = "my slow one"\n')
+    mine = _qbdi("presets", "--preset-dir", tmp_path)
+    assert mine.returncode == 0 and "my slow one" in mine.stdout and "paper-256" in mine.stdout
+    (tmp_path / "bad.toml").write_text("tempo_bpm = -1.0\n")
+    invalid = _qbdi("presets", "--preset-dir", tmp_path)
+    assert invalid.returncode == 2 and "bad.toml: tempo_bpm" in invalid.stderr
     table = _qbdi("osc-help", "--markdown")
     assert table.returncode == 0 and "| `/qbdi/bits` |" in table.stdout
