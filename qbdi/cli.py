@@ -8,9 +8,10 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from qbdi.errors import QbdiError, check_writable
@@ -148,12 +149,28 @@ def _render(args: argparse.Namespace) -> int:
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), settings[0])
     for budget, setting in _progress(list(zip(budgets, settings, strict=True)), "budgets"):
         improviser.reset(setting)
-        rendering = render_score(score, improviser)
+        with _bar_progress(score.n_bars, budget) as on_progress:
+            rendering = render_score(score, improviser, on_progress)
         out = sweep_path(args.out, budget) if args.sweep else args.out
         write_rendering(out, score, rendering, args.with_query)
         print(f"{out}: {len(rendering.query_bars)} bars, {len(rendering.notes)} notes, "
               f"bits {budget}, {rendering.dims_with_bits:.0f} dimensions with bits")
     return 0
+
+
+PROGRESS_MIN_BARS = 2048  # about 1 s at the live path's speed; shorter files finish first
+
+
+@contextlib.contextmanager
+def _bar_progress(n_bars: int, budget: object) -> Iterator[Callable[[int], None] | None]:
+    """A bar-by-bar progress bar on stderr for a long file when a terminal shows it."""
+    if n_bars < PROGRESS_MIN_BARS or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=n_bars, unit="bar", desc=f"bits {budget}", leave=False) as bar:
+        yield bar.update
 
 
 def _progress(items: list, unit: str):

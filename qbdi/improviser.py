@@ -11,6 +11,7 @@ unchanged, for routing checks) and ``mute`` (silence).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -110,17 +111,24 @@ class Improviser:
         return LatentStats(corpus.z_mean, source_var, corpus.posterior_var)
 
     # -- offline -------------------------------------------------------------------------
-    def improvise(self, bars: np.ndarray) -> tuple[np.ndarray, list[Answer]]:
+    def improvise(self, bars: np.ndarray, on_progress: Callable[[int], None] | None = None
+                  ) -> tuple[np.ndarray, list[Answer]]:
         """Answer every bar of ``(n, 16, 2, 78)``; bar i of the output answers bar i.
 
         With ``stats == 'window'`` the bars are answered one by one as live; otherwise in
-        one batch. Same settings and seed -> identical output.
+        one batch. Same settings and seed -> identical output. ``on_progress(k)`` (if given)
+        is called as bars are finished, with counts that add up to ``n``.
         """
         self.reset()
         if self.settings.stats == "window" and self.settings.mode == "query":
-            answers = [self.step(bar) for bar in bars]
+            answers = []
+            for bar in bars:
+                answers.append(self.step(bar))
+                if on_progress is not None:
+                    on_progress(1)
         else:
-            answers = self._answer(np.asarray(bars, dtype=bool), live=False)
+            answers = self._answer(np.asarray(bars, dtype=bool), live=False,
+                                   on_progress=on_progress)
         out = np.stack([a.bar for a in answers]) if answers else np.zeros((0, *BAR_SHAPE), bool)
         return out, answers
 
@@ -131,7 +139,8 @@ class Improviser:
         return self._answer(query[None], live=True)[0]
 
     # -- the one path --------------------------------------------------------------------
-    def _answer(self, bars: np.ndarray, live: bool) -> list[Answer]:
+    def _answer(self, bars: np.ndarray, live: bool,
+                on_progress: Callable[[int], None] | None = None) -> list[Answer]:
         started_s = time.perf_counter()
         mode = self.settings.mode
         bits = z_d = None
@@ -145,7 +154,10 @@ class Improviser:
                                                dtype=np.float32)
             else:
                 z_d, bits = self._query_latents(bars, live)
-            out = self._decode(z_d)
+            out = self._decode(z_d, on_progress)
+            on_progress = None  # reported block by block
+        if on_progress is not None:
+            on_progress(len(bars))
         per_bar_s = (time.perf_counter() - started_s) / max(len(bars), 1)
         return [Answer(out[i], None if bits is None else bits[min(i, len(bits) - 1)], per_bar_s,
                        None if z_d is None else z_d[i])
@@ -195,7 +207,8 @@ class Improviser:
             return LatentStats.from_latents(z_e, logvar=logvar)
         return self.seed_stats()
 
-    def _decode(self, z_d: np.ndarray) -> np.ndarray:
+    def _decode(self, z_d: np.ndarray,
+                on_progress: Callable[[int], None] | None = None) -> np.ndarray:
         rng = self.rng if self.settings.sampling else None
         out = np.empty((len(z_d), *BAR_SHAPE), dtype=bool)
         # In blocks, so a long rendering never holds all its logits at once.
@@ -203,4 +216,6 @@ class Improviser:
             logits = self.model.decode_logits(z_d[start : start + CHUNK_BARS])
             flat = logits_to_bars(logits, self.settings.threshold, rng)
             out[start : start + len(flat)] = flat.reshape(len(flat), *BAR_SHAPE)
+            if on_progress is not None:
+                on_progress(len(flat))
         return out

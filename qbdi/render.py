@@ -7,6 +7,7 @@ velocity per bar follows the mean velocity of the query's notes starting in that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,11 @@ def bar_velocities(notes: list[Note], n_bars: int) -> np.ndarray:
     return np.clip(np.rint(mean), 1, 127).astype(int)
 
 
-def render_score(score: Score, improviser: Improviser) -> Rendering:
+def render_score(score: Score, improviser: Improviser,
+                 on_progress: Callable[[int], None] | None = None) -> Rendering:
+    """Answer every bar of ``score``; ``on_progress(k)`` as in :meth:`Improviser.improvise`."""
     query_bars = notes_to_bars(score.notes)
-    output_bars, answers = improviser.improvise(query_bars)
+    output_bars, answers = improviser.improvise(query_bars, on_progress)
     notes = bars_to_notes(output_bars, bar_velocities(score.notes, len(query_bars)))
     dims = float(np.mean([a.dims_with_bits for a in answers])) if answers else 0.0
     return Rendering(query_bars, output_bars, notes, dims)

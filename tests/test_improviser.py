@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qbdi.bars import flatten_bars, notes_to_bars
+from qbdi.bars import BAR_SHAPE, flatten_bars, notes_to_bars
 from qbdi.improviser import Improviser, ImproviserSettings
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
@@ -99,3 +99,19 @@ def test_posterior_allocation_and_per_bar_reallocation_run(checkpoint, query_bar
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         ImproviserSettings(**bad)
+
+
+@pytest.mark.parametrize("stats", ["window", "query"])
+def test_improvise_reports_progress_adding_up_to_every_bar(tiny_checkpoint, stats):
+    from qbdi.models.runtime import CHUNK_BARS
+
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint),
+                                            ImproviserSettings(stats=stats, budget_bits=16))
+    bars = np.zeros((CHUNK_BARS + 5, *BAR_SHAPE), dtype=bool)
+    bars[:, 0, 0, 40] = True
+    reports: list[int] = []
+    out, _ = improviser.improvise(bars, reports.append)
+    assert sum(reports) == len(bars) == len(out)
+    assert len(reports) == (len(bars) if stats == "window" else 2)  # per bar, or per block
+    silent, _ = improviser.improvise(bars)  # no callback: the same answer
+    assert np.array_equal(silent, out)

@@ -95,3 +95,43 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, q
     plot = qbdi("score", queries_dir / QUERY, "--seeds", "1", "--bits", "0",
                 "--plot", tmp_path / "no" / "p.png")
     assert plot.returncode == 2 and "--plot" in plot.stderr and "Traceback" not in plot.stderr
+
+
+def test_a_long_file_shows_a_bar_progress_bar_on_a_terminal(tmp_path, tiny_checkpoint):
+    """stderr on a pseudo-terminal, as in a shell: a 2100-bar file gets a progress bar."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from qbdi.bars import Note
+    from qbdi.midifile import Track, write_midi
+
+    long_query = tmp_path / "long.mid"
+    write_midi(long_query, [Track([Note(16 * bar, 60 + bar % 12, 16 * bar + 4, 90)
+                                   for bar in range(2100)])])
+    leader, follower = pty.openpty()
+    # A terminal of 24 x 100 (a fresh pty is 0 x 0, where tqdm draws nothing).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "qbdi.cli", "render", str(long_query), "-o",
+             str(tmp_path / "out.mid"), "--model", str(tiny_checkpoint), "--stats", "window",
+             "--threshold", "0.95"],
+            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65_536)
+            except OSError:  # the pty is drained and closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert "2100 bars" in result.stdout
+    assert b"/2100 [" in shown and b"bar/s" in shown, shown[-300:]
