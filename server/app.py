@@ -35,6 +35,7 @@ from qbdi.presets import (
     load_preset,
     preset_path,
 )
+from qbdi.presets import preset_dir as shipped_preset_dir
 from qbdi.server.clocks import InternalClock, MidiClockFollower
 from qbdi.server.osc import help_text, markdown_table
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
@@ -110,8 +111,8 @@ def user_preset_dir(preset: str, preset_dir: Path | None) -> Path | None:
         if not preset_dir.is_dir():
             raise QbdiError(f"--preset-dir {preset_dir}: not a folder")
         return preset_dir
-    path = preset_path(preset)
-    return None if path.parent == preset_path("default").parent else path.parent
+    folder = preset_path(preset).parent
+    return None if folder == shipped_preset_dir() else folder
 
 
 def starting_state(preset: str, bpm: float | None) -> Preset:
@@ -226,10 +227,8 @@ def presets(args: argparse.Namespace) -> int:
     """List the presets /qbdi/preset can load, with their descriptions: those in
     ``--preset-dir`` (if given) first, then the shipped ones. Every file is validated; an
     invalid one is named with its field and the exit code is 2."""
-    user_dir = getattr(args, "preset_dir", None)
-    if user_dir is not None and not user_dir.is_dir():
-        raise QbdiError(f"--preset-dir {user_dir}: not a folder")
-    folders = ([user_dir] if user_dir is not None else []) + [preset_path("default").parent]
+    user_dir = user_preset_dir("default", args.preset_dir)
+    folders = ([user_dir] if user_dir is not None else []) + [shipped_preset_dir()]
     failed = 0
     for folder in folders:
         print(f"{folder}:")
