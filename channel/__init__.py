@@ -2,13 +2,20 @@
 
 ``allocate_bits`` splits a bit budget over latent dimensions by reverse water-filling,
 ``transmit`` draws the decoder's latent from the optimal Gaussian test channel at those
-rates, ``LatentStats``/``WindowStats`` hold the per-dimension source statistics, and
+rates, ``LatentStats``/``WindowStats`` hold the per-dimension source statistics (``Moments``
+sums them over blocks of bars), and
 ``rate_limit`` chains them for one budget.
 """
 
 from qbdi.channel.gaussian import FULL_RATE, transmit
 from qbdi.channel.rate import rate_limit
-from qbdi.channel.stats import ALLOCATION_VARIANCES, AllocationVariance, LatentStats, WindowStats
+from qbdi.channel.stats import (
+    ALLOCATION_VARIANCES,
+    AllocationVariance,
+    LatentStats,
+    Moments,
+    WindowStats,
+)
 from qbdi.channel.waterfill import allocate_bits
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "FULL_RATE",
     "AllocationVariance",
     "LatentStats",
+    "Moments",
     "WindowStats",
     "allocate_bits",
     "rate_limit",

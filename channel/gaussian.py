@@ -16,6 +16,8 @@ from typing import Final
 
 import numpy as np
 
+from qbdi.channel.normals import standard_normals
+
 FULL_RATE: Final = None
 """Pass as ``bits`` (or as a budget) for no rate limit: the channel returns ``z_e`` itself."""
 
@@ -35,8 +37,9 @@ def transmit(
 
     Guarantees: where ``bits == 0`` the output is ``mu_e`` exactly (as float32); as bits
     grow it tends to ``z_e`` (it differs by about ``2^-R (sqrt(sigma2_e) + |mu_e - z_e|)``);
-    exactly ``z_e.size`` normals are drawn from ``rng`` whatever the bits, so the same seed
-    gives the same output.
+    exactly ``z_e.size`` normals are drawn from ``rng`` (:func:`standard_normals`) whatever
+    the bits, so the same seed gives the same output, and at two budgets a dimension of a
+    bar gets the same draw.
 
     Raises ValueError for negative or non-integer bits, a negative or non-finite
     ``sigma2_e``, or shapes that do not broadcast to ``z_e``'s.
@@ -61,7 +64,7 @@ def transmit(
     # (1 - a) z + a mu rather than z + a (mu - z): exactly mu at a = 1, exactly z at a = 0.
     # In place, in that order: a long rendering's (n, d) temporaries cost more than the
     # arithmetic, and the result is bit-identical to ``(1 - a) z + a mu + std eps``.
-    eps = rng.standard_normal(z.shape, dtype=np.float32)
+    eps = standard_normals(rng, z.shape)
     eps *= std
     z_d = (1.0 - shrink) * z
     z_d += shrink * mu

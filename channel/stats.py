@@ -28,17 +28,22 @@ ALLOCATION_VARIANCES: tuple[str, ...] = get_args(AllocationVariance)
 class LatentStats:
     """Mean, source variance and posterior variance per latent dimension, each ``(d,)``.
 
-    Guarantees: the three arrays are float64, finite, of one shape ``(d,)``, read-only
-    copies of what was passed, and both variances are >= 0.
+    ``posterior_var`` may be None: not computed (statistics of ``mu`` alone, where nothing
+    allocates by it); :meth:`variance_for` then refuses ``"posterior"``.
+
+    Guarantees: the arrays are float64, finite, of one shape ``(d,)``, read-only copies of
+    what was passed, and the variances are >= 0.
     """
 
     mean: np.ndarray
     source_var: np.ndarray
-    posterior_var: np.ndarray
+    posterior_var: np.ndarray | None
 
     def __post_init__(self) -> None:
         arrays = {}
         for name in ("mean", "source_var", "posterior_var"):
+            if name == "posterior_var" and self.posterior_var is None:
+                continue
             value = np.array(getattr(self, name), dtype=np.float64)  # a copy
             if value.ndim != 1:
                 raise ValueError(f"{name} must be (d,), got shape {value.shape}")
@@ -46,11 +51,11 @@ class LatentStats:
                 raise ValueError(f"{name} must be finite (found NaN or inf)")
             value.setflags(write=False)
             arrays[name] = value
-        if not arrays["mean"].shape == arrays["source_var"].shape == arrays["posterior_var"].shape:
+        if len({value.shape for value in arrays.values()}) != 1:
             shapes = {name: value.shape for name, value in arrays.items()}
             raise ValueError(f"statistics must share one shape (d,), got {shapes}")
         for name in ("source_var", "posterior_var"):
-            if np.any(arrays[name] < 0):
+            if name in arrays and np.any(arrays[name] < 0):
                 raise ValueError(f"{name} must be >= 0, found {arrays[name].min()}")
         for name, value in arrays.items():
             object.__setattr__(self, name, value)
@@ -92,19 +97,22 @@ class LatentStats:
 
         ``mean`` and ``source_var`` are the mean and the population variance (ddof 0) of
         ``z_e`` across bars; ``posterior_var`` is the mean across bars of ``exp(logvar)`` or of
-        ``posterior_var``, both ``(n_bars, d)``: give exactly one of them.
+        ``posterior_var``, both ``(n_bars, d)``: give at most one of them (with neither,
+        ``posterior_var`` is None).
         """
         # Inputs keep their float dtype (a long query's float32 latents are not copied to
         # float64); the reductions accumulate in float64.
         z = np.asarray(z_e, dtype=np.result_type(z_e, np.float32))
         if z.ndim != 2 or z.shape[0] < 1:
             raise ValueError(f"z_e must be (n_bars, d) with n_bars >= 1, got shape {z.shape}")
-        if (logvar is None) == (posterior_var is None):
-            raise ValueError("give exactly one of logvar and posterior_var")
+        if logvar is not None and posterior_var is not None:
+            raise ValueError("give at most one of logvar and posterior_var")
         if logvar is not None:
             posterior = _exp_logvar(np.asarray(logvar, dtype=np.result_type(logvar, np.float32)))
-        else:
+        elif posterior_var is not None:
             posterior = np.asarray(posterior_var, dtype=np.float64)
+        else:
+            return cls(z.mean(axis=0, dtype=np.float64), z.var(axis=0, dtype=np.float64), None)
         if posterior.shape != z.shape:
             raise ValueError(
                 f"posterior variance must have z_e's shape {z.shape}, got {posterior.shape}"
@@ -117,8 +125,67 @@ class LatentStats:
         if allocation == "source":
             return self.source_var
         if allocation == "posterior":
+            if self.posterior_var is None:
+                raise ValueError("these statistics have no posterior variance (mu alone)")
             return self.posterior_var
         raise ValueError(f"allocation must be one of {ALLOCATION_VARIANCES}, got {allocation!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Moments:
+    """Running moments of a set of bars, per latent dimension: the bar count, the mean and
+    the sum of squared deviations from it (``m2``) of ``z_e``, and the sum of
+    ``exp(logvar)`` (None when not computed).
+
+    Moments of blocks of bars add up (the pairwise update of Chan, Golub and LeVeque 1979,
+    in float64) to the moments of all their bars, so the blocks of a long query can be
+    summarised on different cores; :meth:`stats` equals :meth:`LatentStats.from_latents` of
+    the bars up to float rounding.
+    """
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    posterior_sum: np.ndarray | None
+
+    @classmethod
+    def of(cls, z_e: np.ndarray, logvar: np.ndarray | None = None) -> Moments:
+        """The moments of ``(n_bars, d)`` rows, n_bars >= 1 (``logvar`` of the same shape)."""
+        z = np.asarray(z_e, dtype=np.result_type(z_e, np.float32))
+        if z.ndim != 2 or z.shape[0] < 1:
+            raise ValueError(f"z_e must be (n_bars, d) with n_bars >= 1, got shape {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("z_e must be finite (found NaN or inf)")
+        mean = z.mean(axis=0, dtype=np.float64)
+        # Deviations in z's own precision (a float64 temporary of a long block costs 10x
+        # more, out of cache), squared and summed in float64; taken from the mean rounded to
+        # that precision, and corrected for the rounding by the parallel-axis theorem.
+        centre = mean.astype(z.dtype)
+        deviations = z - centre
+        deviations *= deviations
+        m2 = deviations.sum(axis=0, dtype=np.float64)
+        m2 -= len(z) * np.square(centre - mean)
+        posterior = None
+        if logvar is not None:
+            if np.shape(logvar) != z.shape:
+                raise ValueError(f"logvar must have z_e's shape {z.shape}, "
+                                 f"got {np.shape(logvar)}")
+            posterior = _exp_logvar(np.asarray(logvar)).sum(axis=0, dtype=np.float64)
+        return cls(len(z), mean, m2, posterior)
+
+    def __add__(self, other: Moments) -> Moments:
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        posterior = (None if self.posterior_sum is None or other.posterior_sum is None
+                     else self.posterior_sum + other.posterior_sum)
+        return Moments(count, self.mean + delta * (other.count / count),
+                       self.m2 + other.m2 + np.square(delta) * (self.count * other.count / count),
+                       posterior)
+
+    def stats(self) -> LatentStats:
+        """Mean, population variance and mean posterior variance over the bars."""
+        posterior = None if self.posterior_sum is None else self.posterior_sum / self.count
+        return LatentStats(self.mean, np.maximum(self.m2, 0.0) / self.count, posterior)
 
 
 class WindowStats:
@@ -155,6 +222,8 @@ class WindowStats:
             raise ValueError(f"window_bars must be an int >= 1, got {window_bars!r}")
         if not np.isfinite(seed_weight_bars) or seed_weight_bars < 0:
             raise ValueError(f"seed_weight_bars must be finite and >= 0, got {seed_weight_bars}")
+        if seed.posterior_var is None:
+            raise ValueError("the seed statistics need a posterior variance")
         self._seed = seed
         self._window_bars = int(window_bars)
         self._seed_weight_bars = float(seed_weight_bars)
