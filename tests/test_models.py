@@ -88,6 +88,31 @@ def test_numpy_runtime_equals_torch(tmp_path, query_files):
     np.testing.assert_allclose(single_mu[0], mu[3], atol=1e-5)
 
 
+def test_sparse_first_layer_mu_alone_and_folded_decoder_equal_the_plain_model(query_files):
+    from qbdi.models.runtime import SPARSE_MIN_BARS, FoldedDecoder
+
+    runtime = InferenceModel.from_checkpoint(load_checkpoint(None))
+    bars = flatten_bars(notes_to_bars(read_midi(query_files[0]).notes))
+    assert len(bars) >= SPARSE_MIN_BARS  # the sparse product, against bar-by-bar gathers
+    mu, _ = runtime.encode(bars)
+    by_bar = np.concatenate([runtime.encode(bars[i : i + 1])[0] for i in range(len(bars))])
+    np.testing.assert_allclose(mu, by_bar, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(runtime.encode_mu(bars), mu)
+
+    fixed = np.arange(runtime.latent_size) % 3 == 0  # a third of the dimensions held
+    held = np.linspace(-1.0, 1.0, runtime.latent_size, dtype=np.float32)
+    z = np.where(fixed, held, mu)
+    decoder = FoldedDecoder(runtime, fixed, held)
+    assert np.array_equal(decoder.free_dims, np.flatnonzero(~fixed))
+    logits = runtime.decode_logits(z)
+    np.testing.assert_allclose(decoder.logits(z[:, ~fixed]), logits, rtol=1e-5, atol=1e-4)
+    out = np.empty(logits.shape, dtype=bool)
+    decoder.decide(z[:, ~fixed], 0.3, out)
+    assert out.any() and np.array_equal(out, logits_to_bars(logits, 0.3))
+    with pytest.raises(ValueError, match="threshold"):
+        decoder.decide(z[:, ~fixed], 0.0, out)
+
+
 def test_threshold_and_seeded_sampling():
     logits = np.array([[-3.0, 0.0, 0.5, 1.0, 3.0]], dtype=np.float32)
     assert logits_to_bars(logits, 0.7).tolist() == [[False, False, False, True, True]]
