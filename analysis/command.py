@@ -226,8 +226,8 @@ def render(bars: np.ndarray, budget: int | str, options: Options, improviser) ->
         threshold=options.note_threshold, encoding="sample",  # the paper's experiment
     ))
     out_bars, answers = improviser.improvise(bars)
-    dims = None if budget == "full" else float(np.mean([a.dims_with_bits for a in answers]))
-    z_d = np.array([a.z_d for a in answers], dtype=np.float64)  # (n_bars, latent_size)
+    dims = None if budget == "full" else answers.mean_dims_with_bits()
+    z_d = answers.z_d.astype(np.float64)  # (n_bars, latent_size)
     return Version(f"bits-{budget}", budget, out_bars, z_d, dims)
 
 

@@ -48,8 +48,7 @@ def render_score(score: Score, improviser: Improviser,
     query_bars = notes_to_bars(score.notes)
     output_bars, answers = improviser.improvise(query_bars, on_progress)
     notes = bars_to_notes(output_bars, bar_velocities(score.notes, len(query_bars)))
-    dims = float(np.mean([a.dims_with_bits for a in answers])) if answers else 0.0
-    return Rendering(query_bars, output_bars, notes, dims)
+    return Rendering(query_bars, output_bars, notes, answers.mean_dims_with_bits())
 
 
 def write_rendering(path: str | Path, score: Score, rendering: Rendering,

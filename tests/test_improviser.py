@@ -103,15 +103,87 @@ def test_bad_settings_are_refused(bad):
 
 @pytest.mark.parametrize("stats", ["window", "query"])
 def test_improvise_reports_progress_adding_up_to_every_bar(tiny_checkpoint, stats):
-    from qbdi.models.runtime import CHUNK_BARS
+    from qbdi.blocks import BLOCK_BARS
 
     improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint),
                                             ImproviserSettings(stats=stats, budget_bits=16))
-    bars = np.zeros((CHUNK_BARS + 5, *BAR_SHAPE), dtype=bool)
+    bars = np.zeros((2 * BLOCK_BARS + 5, *BAR_SHAPE), dtype=bool)
     bars[:, 0, 0, 40] = True
     reports: list[int] = []
     out, _ = improviser.improvise(bars, reports.append)
     assert sum(reports) == len(bars) == len(out)
-    assert len(reports) == (len(bars) if stats == "window" else 2)  # per bar, or per block
+    assert len(reports) == (len(bars) if stats == "window" else 3)  # per bar, or per block
     silent, _ = improviser.improvise(bars)  # no callback: the same answer
     assert np.array_equal(silent, out)
+
+
+@pytest.fixture(scope="module")
+def default_checkpoint():
+    return load_checkpoint(None)
+
+
+@pytest.fixture(scope="module")
+def long_bars(queries_dir):
+    bars = notes_to_bars(read_midi(queries_dir / "prokofiev-prksn2_4-six-eight.mid").notes)
+    return bars[np.arange(2500) % len(bars)]  # three blocks, the last one short
+
+
+@pytest.mark.parametrize("settings", [
+    {"stats": "query", "budget_bits": 256},
+    {"stats": "query", "budget_bits": 64, "encoding": "sample", "allocation": "posterior"},
+    {"stats": "corpus", "budget_bits": 32, "sampling": True},
+    {"mode": "free"},
+])
+def test_offline_answers_do_not_depend_on_the_number_of_cores(
+        default_checkpoint, long_bars, monkeypatch, settings):
+    from qbdi import blocks
+
+    settings = ImproviserSettings(seed=3, **settings)
+    monkeypatch.setattr(blocks, "usable_cores", lambda: 2)
+    parallel, answers = Improviser.from_checkpoint(default_checkpoint, settings).improvise(
+        long_bars)
+    monkeypatch.setattr(blocks, "usable_cores", lambda: 1)
+    inline, inline_answers = Improviser.from_checkpoint(
+        default_checkpoint, settings).improvise(long_bars)
+    assert parallel.any() and np.array_equal(parallel, inline)
+    assert np.array_equal(answers.z_d, inline_answers.z_d)
+
+
+def test_offline_path_equals_the_channel_and_decoder_written_out(default_checkpoint, long_bars):
+    """The fused block path (mu-only encoder, sparse first layer, statistics summed over
+    blocks, zero-bit dimensions folded into the decoder's bias) against the plain steps:
+    encode, statistics of the whole query, water-filling, the test channel with block k's
+    spawned stream, the full decoder, the threshold."""
+    from qbdi.blocks import block_slices
+    from qbdi.channel import LatentStats, allocate_bits, transmit
+
+    settings = ImproviserSettings(stats="query", budget_bits=256, seed=11, threshold=0.5)
+    out, answers = Improviser.from_checkpoint(default_checkpoint, settings).improvise(long_bars)
+
+    model = InferenceModel.from_checkpoint(default_checkpoint)
+    flat = flatten_bars(long_bars)
+    mu, logvar = model.encode(flat)
+    stats = LatentStats.from_latents(mu, logvar=logvar)
+    bits = allocate_bits(stats.source_var, 256)
+    rngs = np.random.default_rng(11).spawn(len(block_slices(len(flat))))
+    z_d = np.concatenate([transmit(mu[part], stats.mean, stats.source_var, bits, rngs[k])
+                          for k, part in enumerate(block_slices(len(flat)))])
+    expected = logits_to_bars(model.decode_logits(z_d), 0.5).reshape(out.shape)
+    np.testing.assert_allclose(answers.z_d, z_d, rtol=1e-5, atol=1e-5)
+    # equal cell for cell, but for cells whose logit is within float rounding of 0
+    assert np.count_nonzero(out != expected) <= out.size * 1e-6
+    assert np.array_equal(answers[0].bits, bits)
+
+
+def test_answers_index_like_a_list(checkpoint, query_bars):
+    out, answers = _run(checkpoint, query_bars, stats="query", budget_bits=12, seed=1)
+    n = len(query_bars)
+    assert len(answers) == n and answers.bars is out
+    last = answers[-1]
+    assert np.array_equal(last.bar, out[n - 1]) and np.array_equal(last.z_d, answers.z_d[n - 1])
+    assert [a.dims_with_bits for a in answers[1:3]] == [answers[1].dims_with_bits] * 2
+    assert answers.mean_dims_with_bits() == answers[0].dims_with_bits
+    with pytest.raises(IndexError):
+        answers[n]
+    _, echo = _run(checkpoint, query_bars, mode="echo")
+    assert echo.z_d is None and echo[0].bits is None and echo.mean_dims_with_bits() == 0.0
