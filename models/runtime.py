@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 CHUNK_BARS = 2048
 
 # From this many bars the encoder's first layer multiplies a sparse matrix: a bar has a few
-# dozen of its 2496 features on, so that is ~7x fewer operations than the dense product of
-# the used features; below it scipy's per-call overhead (~30 us) costs more than it saves.
-SPARSE_MIN_BARS = 32
+# dozen of its 2496 features on, so that is 5x faster than the dense product of the used
+# features. Below it the dense product wins, counting scipy.sparse's first import (0.1 s):
+# a 3-minute file never pays for it.
+SPARSE_MIN_BARS = 512
 
 
 class InferenceModel:
