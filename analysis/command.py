@@ -26,6 +26,7 @@ import numpy as np
 
 from qbdi.analysis.errors import AnalysisInputError
 from qbdi.analysis.features import FRAMES_PER_BAR_CHOICES
+from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError
 
 REPORT_NAME = "report.json"
@@ -91,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="checkpoint for the latents and renderings (default: shipped model)")
     parser.add_argument("--seed", type=int, default=0, help="improviser seed (default 0)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="note probability above which a rendered note is on (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="note probability above which a rendered note is on (default "
+                             f"{DEFAULT_THRESHOLD})")
     parser.add_argument("--frames-per-bar", type=int, choices=FRAMES_PER_BAR_CHOICES, default=4,
                         help="chroma frames per bar: 1 bar, 4 beats, 16 sixteenths (default 4)")
     parser.add_argument("--min-length", type=int, default=2, metavar="FRAMES",

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError, check_writable
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -70,9 +71,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="checkpoint (default: the shipped Bach chorale model)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="note probability above which a feature is on (default 0.5; "
-                             "the paper's reference code used 0.7)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="note probability above which a feature is on (default "
+                             f"{DEFAULT_THRESHOLD}; the paper's reference code used 0.7)")
     parser.add_argument("--sampling", action="store_true",
                         help="draw notes by Bernoulli sampling instead of the threshold")
     parser.add_argument("--stats", choices=["query", "window", "corpus", "prior"],

@@ -25,6 +25,7 @@ from qbdi.blocks import block_slices, map_blocks
 from qbdi.channel import LatentStats, Moments, WindowStats, allocate_bits, transmit
 from qbdi.channel.normals import standard_normals
 from qbdi.channel.waterfill import MAX_BUDGET_BITS
+from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.models.checkpoint import Checkpoint, CorpusStats
 from qbdi.models.runtime import FoldedDecoder, InferenceModel, logits_to_bars
 
@@ -50,11 +51,11 @@ class ImproviserSettings(BaseModel):
         False, description="allocate each bar's bits by how far that bar's z_e is from mu_e")
     # Defaults measured on the shipped model (README, "Choices"): with mu alone the channel's
     # own noise is the only randomness, so the knob is smoother and full rate keeps the
-    # query's harmony (chroma >= 0.85 on every shipped query); 0.5 rather than the reference
-    # code's 0.7 because the zero-bit texture (the decoded mean) is silent at 0.7.
+    # query's harmony (chroma >= 0.85 on every shipped query); the threshold: see
+    # qbdi.defaults.DEFAULT_THRESHOLD.
     encoding: Literal["sample", "mean"] = Field(
         "mean", description="z_e = mu alone, or mu + exp(logvar/2) eps (the paper)")
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0)
     sampling: bool = Field(False, description="Bernoulli draws instead of the threshold")
     seed: int = Field(0, ge=0, le=2**63 - 1)
 

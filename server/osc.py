@@ -136,7 +136,7 @@ def bpm(ctl: Controls, args: Sequence[Any]) -> None:
 
 def threshold(ctl: Controls, args: Sequence[Any]) -> None:
     """Note probability above which the decoder plays a feature, strictly between 0 and 1
-    (default 0.5): lower plays more notes. Replies /qbdi/threshold."""
+    (default 0.35): lower plays more notes. Replies /qbdi/threshold."""
     ctl.change(improviser={"threshold": _number(_one(args))})
 
 

@@ -22,6 +22,7 @@ from qbdi.analysis.command import (
     run,
 )
 from qbdi.bars import Note, notes_to_bars
+from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError
 from qbdi.midifile import Track, read_midi, write_midi
 from qbdi.models.runtime import logits_to_bars
@@ -99,7 +100,7 @@ def test_experiment_records_its_settings(experiment: dict, tiny_checkpoint: Path
     assert settings["budgets_bits_per_bar"] == ["full", 256]
     assert settings["improviser"]["stats"] == "query"
     assert settings["improviser"]["seed"] == 0
-    assert settings["improviser"]["note_threshold_probability"] == 0.5
+    assert settings["improviser"]["note_threshold_probability"] == DEFAULT_THRESHOLD
     assert settings["features"] == ["chroma", "latent"]
     assert settings["frames_per_bar"] == 4
 
@@ -148,11 +149,12 @@ def test_renderings_take_the_one_render_path(queries_dir: Path, tiny_checkpoint:
     bars = notes_to_bars(read_midi(queries_dir / SHORT).notes)
     version = render(bars, 64, options, make_improviser(options))
     plain = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), ImproviserSettings(
-        stats="query", budget_bits=64, seed=3, threshold=0.5, encoding="sample"))
+        stats="query", budget_bits=64, seed=3, threshold=DEFAULT_THRESHOLD, encoding="sample"))
     expected, _ = plain.improvise(bars)
     np.testing.assert_array_equal(version.bars, expected)
     assert version.latents.shape == (len(bars), plain.model.latent_size)
-    decoded = logits_to_bars(plain.model.decode_logits(version.latents.astype(np.float32)), 0.5)
+    decoded = logits_to_bars(plain.model.decode_logits(version.latents.astype(np.float32)),
+                             DEFAULT_THRESHOLD)
     np.testing.assert_array_equal(decoded.reshape(expected.shape), expected)
 
 
