@@ -213,6 +213,8 @@ class Improviser:
         Live, the one bar draws from the improviser's RNG; offline, block k draws from the
         k-th stream spawned from it, so blocks can run on any core in any order."""
         n_bars = len(bars)
+        if n_bars == 0:  # nothing to encode, no statistics to take
+            return [np.zeros((0, self.model.latent_size), np.float32)], None
         rngs = [self.rng] if live else self.rng.spawn(len(block_slices(n_bars)))
         bits = channel = None
         if self.settings.mode == "free":

@@ -187,3 +187,12 @@ def test_answers_index_like_a_list(checkpoint, query_bars):
         answers[n]
     _, echo = _run(checkpoint, query_bars, mode="echo")
     assert echo.z_d is None and echo[0].bits is None and echo.mean_dims_with_bits() == 0.0
+
+
+@pytest.mark.parametrize("settings", [{"stats": "query"}, {"stats": "corpus"}, {"mode": "free"},
+                                      {"stats": "query", "budget_bits": "full"},
+                                      {"stats": "window"}, {"mode": "echo"}])
+def test_no_bars_in_no_bars_out(checkpoint, settings):
+    out, answers = _run(checkpoint, np.zeros((0, *BAR_SHAPE), bool), **settings)
+    assert out.shape == (0, *BAR_SHAPE) and len(answers) == 0
+    assert answers.mean_dims_with_bits() == 0.0
