@@ -88,6 +88,10 @@ def _allocate_rows(v: np.ndarray, budget_bits: int) -> np.ndarray:
     at_base = positive & (level >= base_level)
     # Largest phase first; a stable sort keeps the lowest index first among equal phases.
     order = np.argsort(np.where(at_base, -phase, np.inf), axis=1, kind="stable")
+    if n == 1:  # the live path: index the chosen dimensions directly
+        if live[0]:
+            bits[0, order[0, : remaining[0]]] += 1
+        return bits
     rank = np.empty_like(order)  # rank[i] = place of dimension i in that order
     rank[np.arange(n)[:, None], order] = np.arange(d)
     bits += (rank < remaining[:, None]) & live[:, None]
@@ -106,7 +110,7 @@ def _base_level(level: np.ndarray, n_positive: np.ndarray, budget_bits: int) -> 
     ``L <= floor((S_j - budget) / j) + 1`` for some j, and L is the largest of these bounds.
     Rows without positive variance give a meaningless value.
     """
-    highest_first = -np.sort(-level, axis=1)  # (n, d)
+    highest_first = np.sort(level, axis=1)[:, ::-1]  # (n, d)
     sums = np.cumsum(highest_first, axis=1)  # S_j for j = 1..d
     j = np.arange(1, level.shape[1] + 1)
     bounds = (sums - budget_bits) // j + 1
