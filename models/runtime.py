@@ -2,7 +2,7 @@
 
 Start-up matters for a live instrument and for ``qbdi render`` (importing torch costs
 about a second), and per-op overhead matters on the per-bar hot path, so inference runs on
-float32 numpy arrays. ``tests/test_models_runtime.py`` holds it equal to the torch model.
+float32 numpy arrays. ``tests/test_models.py`` holds it equal to the torch model.
 """
 
 from __future__ import annotations
