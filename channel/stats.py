@@ -62,14 +62,15 @@ class LatentStats:
 
     @classmethod
     def _trusted(cls, mean: np.ndarray, source_var: np.ndarray,
-                 posterior_var: np.ndarray) -> LatentStats:
+                 posterior_var: np.ndarray | None) -> LatentStats:
         """Wrap float64 ``(d,)`` arrays this module computed from validated inputs, without
         re-validating them: the live window builds one every bar. The arrays are taken over
         (not copied) and made read-only; the caller must not keep writable references."""
         stats = object.__new__(cls)
         for name, value in (("mean", mean), ("source_var", source_var),
                             ("posterior_var", posterior_var)):
-            value.setflags(write=False)
+            if value is not None:
+                value.setflags(write=False)
             object.__setattr__(stats, name, value)
         return stats
 
@@ -230,6 +231,7 @@ class WindowStats:
         d = seed.dim
         self._z = np.zeros((self._window_bars, d))  # ring buffer of z_e rows
         self._pv = np.zeros((self._window_bars, d))  # ring buffer of exp(logvar) rows
+        self._has_pv = np.zeros(self._window_bars, dtype=bool)  # which rows have exp(logvar)
         self.reset()
 
     @property
@@ -254,20 +256,28 @@ class WindowStats:
         self._mean = np.zeros(d)  # window mean of z_e
         self._m2 = np.zeros(d)  # window sum of squared deviations from its mean
         self._sum_pv = np.zeros(d)
+        self._has_pv[:] = False
 
-    def push(self, z_e_row: np.ndarray, logvar_row: np.ndarray) -> None:
+    def push(self, z_e_row: np.ndarray, logvar_row: np.ndarray | None) -> None:
         """Add one bar (``(d,)`` each), dropping the oldest when the window is full.
+
+        ``logvar_row`` None: the bar's posterior variance is not known (nothing allocates by
+        it); :meth:`current` then has no posterior variance until that bar leaves the window.
 
         Raises ValueError for a wrong shape or non-finite values, leaving the window as it was.
         """
         d = self._seed.dim
         z = np.asarray(z_e_row, dtype=np.float64)
-        logvar = np.asarray(logvar_row, dtype=np.float64)
-        if z.shape != (d,) or logvar.shape != (d,):
-            raise ValueError(f"rows must be ({d},), got z_e {z.shape} and logvar {logvar.shape}")
+        if z.shape != (d,):
+            raise ValueError(f"rows must be ({d},), got z_e {z.shape}")
         if not np.all(np.isfinite(z)):
             raise ValueError("z_e_row must be finite (found NaN or inf)")
-        pv = _exp_logvar(logvar)
+        pv = 0.0
+        if logvar_row is not None:
+            logvar = np.asarray(logvar_row, dtype=np.float64)
+            if logvar.shape != (d,):
+                raise ValueError(f"rows must be ({d},), got logvar {logvar.shape}")
+            pv = _exp_logvar(logvar)
         slot = self._next
         if self._count == self._window_bars:  # replace the oldest bar, k stays the same
             old = self._z[slot]
@@ -283,6 +293,7 @@ class WindowStats:
             self._sum_pv += pv
         self._z[slot] = z
         self._pv[slot] = pv
+        self._has_pv[slot] = logvar_row is not None
         self._next = (slot + 1) % self._window_bars
         self._pushes_since_resum += 1
         if self._pushes_since_resum >= self._window_bars:
@@ -296,14 +307,14 @@ class WindowStats:
             return seed
         offset = self._mean - seed.mean
         m2 = w * seed.source_var + np.maximum(self._m2, 0.0) + (w * k / total) * offset**2
+        posterior = None
+        if self._has_pv[:k].all():  # the held bars are the ring's first k rows
+            # the sliding sum of exp(logvar) can round a hair below zero: clip
+            posterior = np.maximum((w * seed.posterior_var + self._sum_pv) / total, 0.0)
         # Fresh float64 arrays from validated pushes and a validated seed: finite, and the
         # variances >= 0 (m2 is clipped above), so they are wrapped without a second check.
-        return LatentStats._trusted(
-            mean=seed.mean + (k / total) * offset,
-            source_var=m2 / total,
-            # the sliding sum of exp(logvar) can round a hair below zero: clip
-            posterior_var=np.maximum((w * seed.posterior_var + self._sum_pv) / total, 0.0),
-        )
+        return LatentStats._trusted(mean=seed.mean + (k / total) * offset,
+                                    source_var=m2 / total, posterior_var=posterior)
 
     def _resum(self) -> None:
         held = self._z[: self._count]

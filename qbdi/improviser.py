@@ -142,10 +142,12 @@ class Improviser:
 
     def update(self, settings: ImproviserSettings) -> None:
         """Change settings between bars, keeping the RNG stream and the stats window (a new
-        window size or seed restarts them)."""
+        window size, seed or encoding restarts them, and so does a switch to posterior
+        allocation: the window kept no posterior variances while nothing needed them)."""
         old, self.settings = self.settings, settings
         if (old.window_bars, old.seed, old.encoding) != (
-                settings.window_bars, settings.seed, settings.encoding):
+                settings.window_bars, settings.seed, settings.encoding) or (
+                settings.allocation == "posterior" != old.allocation):
             self.reset()
 
     def seed_stats(self) -> LatentStats:
@@ -249,8 +251,8 @@ class Improviser:
         encoder's head), and its moments where the query's statistics are taken offline (on
         the block's core, so that no serial pass over the whole query is left)."""
         settings = self.settings
-        needs_logvar = live or settings.encoding == "sample" or (
-            settings.stats == "query" and settings.allocation == "posterior")
+        needs_logvar = settings.encoding == "sample" or (
+            settings.allocation == "posterior" and settings.stats in ("query", "window"))
         if needs_logvar:
             mu, logvar = self.model.encode(flat_bars)
         else:
@@ -297,7 +299,8 @@ class Improviser:
         source = self.settings.stats
         if source in ("window", "query") and live:
             # Live, "query" can only mean the query so far: the window.
-            self.window.push(blocks[0].z_e[0], blocks[0].logvar[0])
+            logvar = blocks[0].logvar
+            self.window.push(blocks[0].z_e[0], None if logvar is None else logvar[0])
             return self.window.current()
         if source == "query":
             return functools.reduce(operator.add, [block.moments for block in blocks]).stats()

@@ -278,3 +278,26 @@ def test_rate_limit_chains_allocation_and_transmit():
     assert np.array_equal(full, z.astype(np.float32))
     zero = rate_limit(z, stats, 0, np.random.default_rng(1))
     assert np.array_equal(zero, np.broadcast_to(stats.mean.astype(np.float32), z.shape))
+
+
+def test_window_without_logvar_has_no_posterior_until_those_bars_leave():
+    z, logvar = random_bars(7, 6)
+    window = WindowStats(seed_stats(), window_bars=3)
+    window.push(z[0], logvar[0])
+    assert window.current().posterior_var is not None
+    window.push(z[1], None)  # a bar whose posterior variance nothing needed
+    stats = window.current()
+    assert stats.posterior_var is None
+    reference = WindowStats(seed_stats(), window_bars=3)
+    reference.push(z[0], logvar[0])
+    reference.push(z[1], logvar[1])
+    assert_stats_close(  # the mean and source variance do not depend on logvar
+        LatentStats(stats.mean, stats.source_var, reference.current().posterior_var),
+        reference.current())
+    for row in range(2, 5):  # z[1] leaves the window after three more pushes
+        window.push(z[row], logvar[row])
+        reference.push(z[row], logvar[row])
+        assert (window.current().posterior_var is None) == (row < 4)
+    assert_stats_close(window.current(), reference.current())
+    with pytest.raises(ValueError, match="logvar"):
+        window.push(z[5], logvar[5][:2])

@@ -196,3 +196,25 @@ def test_no_bars_in_no_bars_out(checkpoint, settings):
     out, answers = _run(checkpoint, np.zeros((0, *BAR_SHAPE), bool), **settings)
     assert out.shape == (0, *BAR_SHAPE) and len(answers) == 0
     assert answers.mean_dims_with_bits() == 0.0
+
+
+def test_live_switch_to_posterior_allocation_restarts_the_window(checkpoint, query_bars):
+    """Live with source allocation the window keeps no posterior variances (the encoder's
+    logvar head is skipped); switching to posterior allocation starts a fresh window that
+    keeps them, and the answers go on."""
+    source = ImproviserSettings(stats="window", budget_bits=16, seed=1)
+    improviser = Improviser.from_checkpoint(checkpoint, source)
+    for bar in query_bars[:4]:
+        improviser.step(bar)
+    assert improviser.window.bars == 4 and improviser.window.current().posterior_var is None
+    improviser.update(source.model_copy(update={"budget_bits": 32}))
+    assert improviser.window.bars == 4  # other changes keep the window
+    posterior = source.model_copy(update={"allocation": "posterior"})
+    improviser.update(posterior)
+    assert improviser.window.bars == 0
+    answers = [improviser.step(bar) for bar in query_bars[4:8]]
+    assert all(a.bits.sum() == 16 for a in answers)
+    assert improviser.window.current().posterior_var is not None
+    fresh = Improviser.from_checkpoint(checkpoint, posterior)
+    assert all(np.array_equal(a.bar, fresh.step(bar).bar)
+               for a, bar in zip(answers, query_bars[4:8], strict=True))
