@@ -218,17 +218,7 @@ class Improviser:
         if n_bars == 0:  # nothing to encode, no statistics to take
             return [np.zeros((0, self.model.latent_size), np.float32)], None
         rngs = [self.rng] if live else self.rng.spawn(len(block_slices(n_bars)))
-        bits = channel = None
-        if self.settings.mode == "free":
-            z_e = [standard_normals(rngs[k], (part.stop - part.start, self.model.latent_size))
-                   for k, part in enumerate(block_slices(n_bars))]
-        else:
-            flat = bars.reshape(n_bars, BAR_SIZE)
-            encoded = list(map_blocks(lambda k, part: self._encode(flat[part], rngs[k], live),
-                                      n_bars))
-            z_e = [block.z_e for block in encoded]
-            channel = self._channel(encoded, live)
-            bits = None if channel is None else channel[2]
+        z_e, channel = self._sources(bars, rngs, live)
         decoder = self._decoder_for(channel, live)
         flat_out = out.reshape(n_bars, BAR_SIZE)
 
@@ -243,7 +233,20 @@ class Improviser:
             z_d.append(block)
             if on_progress is not None:
                 on_progress(len(block))
-        return z_d, bits
+        return z_d, None if channel is None else channel[2]
+
+    def _sources(self, bars: np.ndarray, rngs: list[np.random.Generator], live: bool
+                 ) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """The latents block by block (``z_e``, or prior draws in free mode) and the channel
+        they go through (None: none, at full rate or in free mode)."""
+        n_bars = len(bars)
+        if self.settings.mode == "free":
+            return [standard_normals(rngs[k], (part.stop - part.start, self.model.latent_size))
+                    for k, part in enumerate(block_slices(n_bars))], None
+        flat = bars.reshape(n_bars, BAR_SIZE)
+        encoded = list(map_blocks(lambda k, part: self._encode(flat[part], rngs[k], live),
+                                  n_bars))
+        return [block.z_e for block in encoded], self._channel(encoded, live)
 
     def _encode(self, flat_bars: np.ndarray, rng: np.random.Generator,
                 live: bool) -> _Encoded:
