@@ -247,17 +247,22 @@ class MidoPorts:
             raise PortNotFound(f"{self.backend}: cannot open MIDI ports: {err}") from err
         self.in_name, self.out_name = self._input.name, self._output.name
 
-    def _open_input(self, on_message: OnMessage) -> mido.ports.BaseInput:
+    def _open_input(self, on_message: OnMessage,
+                    names: list[str] | None = None) -> mido.ports.BaseInput:
+        """Our virtual input, or the named one among ``names`` (listed now when None)."""
         if self._in_port is None:
             return self._rt.open_input(DEFAULT_IN, virtual=True, client_name=CLIENT_NAME,
                                        callback=on_message)
-        name = resolve_port(self._in_port, self._rt.get_input_names(), "input")
+        names = self._rt.get_input_names() if names is None else names
+        name = resolve_port(self._in_port, names, "input")
         return self._rt.open_input(name, callback=on_message)
 
-    def _open_output(self) -> mido.ports.BaseOutput:
+    def _open_output(self, names: list[str] | None = None) -> mido.ports.BaseOutput:
+        """Our virtual output, or the named one among ``names`` (listed now when None)."""
         if self._out_port is None:
             return self._rt.open_output(DEFAULT_OUT, virtual=True, client_name=CLIENT_NAME)
-        name = resolve_port(self._out_port, self._rt.get_output_names(), "output")
+        names = self._rt.get_output_names() if names is None else names
+        name = resolve_port(self._out_port, names, "output")
         return self._rt.open_output(name)
 
     def send(self, message: mido.Message) -> None:
@@ -322,7 +327,7 @@ class MidoPorts:
         if not present and direction not in self._lost:
             self._go_away(direction)
         elif present and direction in self._lost:
-            self._come_back(direction)
+            self._come_back(direction, names)
 
     def _go_away(self, direction: str) -> None:
         with self._send_lock:
@@ -331,15 +336,17 @@ class MidoPorts:
                     self.in_name if direction == "in" else self.out_name)
         self._report(direction, "lost")
 
-    def _come_back(self, direction: str) -> None:
+    def _come_back(self, direction: str, names: list[str]) -> None:
+        """Reopen the port found in the watcher's ``names``: listing again through mido
+        would make one more backend client, which can take long under JACK."""
         try:
             if direction == "in":
                 assert self._on_message is not None
-                new_in, old_in = self._open_input(self._on_message), self._input
+                new_in, old_in = self._open_input(self._on_message, names), self._input
                 self._input = new_in
                 old = old_in
             else:
-                new_out = self._open_output()
+                new_out = self._open_output(names)
                 with self._send_lock:
                     old, self._output = self._output, new_out
         except (OSError, PortNotFound) as err:
