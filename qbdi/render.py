@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from qbdi.bars import STEPS_PER_BAR, Note, bars_to_notes, notes_to_bars
-from qbdi.improviser import Improviser, ImproviserSettings
-from qbdi.midifile import Score, Track, read_midi, write_midi
+from qbdi.improviser import Improviser
+from qbdi.midifile import Score, Track, write_midi
 
 DEFAULT_VELOCITY = 80
 
@@ -78,13 +78,3 @@ def sweep_path(out: Path, budget: int | str) -> Path:
     """``out.mid`` + budget 64 -> ``out.bits-64.mid``."""
     return out.with_name(f"{out.stem}.bits-{budget}{out.suffix or '.mid'}")
 
-
-def render_file(query: str | Path, out: str | Path, improviser: Improviser,
-                settings: ImproviserSettings, with_query: bool = False,
-                metre: str = "frames") -> Rendering:
-    score = read_midi(query)
-    score.check_metre(metre)
-    improviser.reset(settings)
-    rendering = render_score(score, improviser)
-    write_rendering(out, score, rendering, with_query)
-    return rendering
