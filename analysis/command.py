@@ -103,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fewest occurrences of a motif reported (default 2)")
     parser.add_argument("--thresholds", type=int, default=200, metavar="N",
                         help="similarity thresholds in the sweep (default 200)")
+    parser.add_argument("--track", default=None, metavar="NAME",
+                        help="analyse the notes of the tracks of this name only (e.g. 'player' "
+                             "or 'qbdi' of a take recorded by serve --record)")
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class Options:
     min_length_frames: int
     min_count: int
     n_thresholds: int
+    track: str | None = None
 
     @property
     def needs_model(self) -> bool:
@@ -143,7 +147,7 @@ def parse_options(args: argparse.Namespace) -> Options:
         budgets=parse_bits(args.bits), model=args.model, seed=args.seed,
         note_threshold=args.threshold, frames_per_bar=args.frames_per_bar,
         min_length_frames=args.min_length, min_count=args.min_count,
-        n_thresholds=args.thresholds,
+        n_thresholds=args.thresholds, track=args.track,
     )
 
 
@@ -192,12 +196,14 @@ class Version:
         return "full rate" if self.budget == "full" else f"{self.budget} bits/bar"
 
 
-def read_query(path: Path) -> np.ndarray:
-    """The query's ``(n_bars, 16, 2, 78)`` bars; :class:`QbdiError` naming ``path`` if unusable."""
+def read_query(path: Path, track: str | None = None) -> np.ndarray:
+    """The query's ``(n_bars, 16, 2, 78)`` bars (of the tracks called ``track`` alone, if
+    given); :class:`QbdiError` naming ``path`` if unusable."""
     from qbdi.bars import notes_to_bars
     from qbdi.midifile import read_midi
 
-    score = read_midi(path)  # MidiFileError: missing, not MIDI, no notes (drums are ignored)
+    # MidiFileError: missing, not MIDI, no notes (drums are ignored), no such track
+    score = read_midi(path, track=track)
     if score.metres() - {"4/4", "2/2", "2/4"}:
         print(f"qbdi analyze: warning: {path} is in {', '.join(sorted(score.metres()))}; it is "
               "cut into 4/4 frames of 16 sixteenths that do not follow its barlines",
@@ -344,7 +350,8 @@ def settings_record(options: Options) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Analyse queries (and their renderings) and write report.json and Figures 4-6."""
     options = parse_options(args)
-    queries = [(path, read_query(path)) for path in options.files]  # every file checked first
+    # every file checked first
+    queries = [(path, read_query(path, options.track)) for path in options.files]
     _check_out_dir(options.out_dir)
     improviser = make_improviser(options)
     n_analyses = len(queries) * (1 + len(options.budgets)) * len(options.features)

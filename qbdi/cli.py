@@ -100,6 +100,9 @@ def _render_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["query", "free", "echo"], default="query")
     parser.add_argument("--with-query", action="store_true",
                         help="add the query as a second track on channel 2")
+    parser.add_argument("--track", default=None, metavar="NAME",
+                        help="take the query's notes from the tracks of this name only (e.g. "
+                             "'player' of a take recorded by serve --record)")
     _add_model_args(parser)
 
 
@@ -141,7 +144,7 @@ def _render(args: argparse.Namespace) -> int:
         raise QbdiError("--sweep names no budget")
     check_writable(args.out, "--out")
     settings = [settings_from_args(args, budget) for budget in budgets]
-    score = read_midi(args.query)
+    score = read_midi(args.query, track=args.track)
     score.check_metre(args.metre)
     if score.metres() - {"4/4", "2/2", "2/4"}:
         print(f"qbdi render: warning: {args.query} is in {', '.join(sorted(score.metres()))}; "

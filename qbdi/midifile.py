@@ -76,8 +76,12 @@ class Score:
             )
 
 
-def read_midi(path: str | Path, include_drums: bool = False) -> Score:
-    """Read a MIDI file into a :class:`Score`; raise :class:`MidiFileError` naming the file."""
+def read_midi(path: str | Path, include_drums: bool = False, track: str | None = None) -> Score:
+    """Read a MIDI file into a :class:`Score`; raise :class:`MidiFileError` naming the file.
+
+    ``track``: take the notes of the tracks of that name alone (e.g. ``player`` of a
+    ``qbdi serve --record`` take); the tempo map and metre still come from every track.
+    """
     path = Path(path)
     if not path.is_file():
         raise MidiFileError(path, "no such file")
@@ -89,11 +93,36 @@ def read_midi(path: str | Path, include_drums: bool = False) -> Score:
         raise MidiFileError(path, "MIDI type 2 (independent sequences) is not supported")
     if midi.ticks_per_beat <= 0:
         raise MidiFileError(path, f"invalid ticks per beat {midi.ticks_per_beat} (SMPTE time?)")
+    if track is not None:
+        midi.tracks = _notes_of_track_only(midi, track, path)
     score = _score_from_messages(midi, include_drums)
     score.source = str(path)
     if not score.notes:
         raise MidiFileError(path, "contains no notes")
     return score
+
+
+def _notes_of_track_only(midi: mido.MidiFile, name: str, path: Path) -> list[mido.MidiTrack]:
+    """The file's tracks with the channel messages of every track not called ``name``
+    left out (their time folded into the next message kept)."""
+    names = [track.name for track in midi.tracks]
+    if name not in names:
+        listing = ", ".join(repr(n) for n in names if n) or "none has a name"
+        raise MidiFileError(path, f"no track named {name!r} (tracks: {listing})")
+    tracks = []
+    for track in midi.tracks:
+        if track.name == name:
+            tracks.append(track)
+            continue
+        kept, carried = mido.MidiTrack(), 0
+        for message in track:
+            if message.is_meta:
+                kept.append(message.copy(time=message.time + carried))
+                carried = 0
+            else:
+                carried += message.time
+        tracks.append(kept)
+    return tracks
 
 
 def _score_from_messages(midi: mido.MidiFile, include_drums: bool) -> Score:

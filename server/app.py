@@ -10,6 +10,7 @@ stdout (tests and benchmarks wait for it).
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import gc
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qbdi.errors import QbdiError
+from qbdi.errors import QbdiError, check_writable
 from qbdi.presets import (
     MAX_TEMPO_BPM,
     MIN_TEMPO_BPM,
@@ -41,6 +42,7 @@ from qbdi.server.osc import help_text, markdown_table
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
 from qbdi.server.ports import BACKENDS, MemoryPorts, MidoPorts, Ports, detect_backend, list_ports
 from qbdi.server.status import StatusLine, configure_logging
+from qbdi.server.take import Take
 
 log = logging.getLogger("qbdi.server")
 
@@ -99,6 +101,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset-dir", type=Path, default=None,
                         help="folder of your own presets that /qbdi/preset loads by name "
                              "(default: the folder of --preset when it is a file)")
+    parser.add_argument("--record", type=Path, default=None, metavar="FILE.mid|FOLDER",
+                        help="record the session (your notes, the answers, tempo, and "
+                             "markers where the mode or bits change) to a new MIDI file, "
+                             "saved every 10 s and on exit; a folder gets a dated file")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
     parser.add_argument("--log-json", action="store_true",
                         help="structured logs: one JSON object per line on stderr")
@@ -146,6 +152,19 @@ def make_clock(kind: str, state: Preset, tempo_given: bool) -> tuple[Any, Preset
     return clock, changed(state, tempo_bpm=tempo_bpm)
 
 
+def take_path(record: Path, now: datetime.datetime | None = None) -> Path:
+    """The file ``--record`` writes: a new dated file in a folder, or the file named, which
+    must not exist yet (a take never overwrites another). Refused before serving starts."""
+    if record.is_dir():
+        stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+        record = record / f"qbdi-take-{stamp}.mid"
+    if record.exists():
+        raise QbdiError(f"--record {record}: already exists; a take never overwrites a file "
+                        "(give a new name, or a folder for a dated file)")
+    check_writable(record, "--record")
+    return record
+
+
 def open_ports(backend: str | None, in_port: str | None, out_port: str | None) -> Ports:
     """The ports for ``--backend`` (detected when None); fails at once when none works."""
     backend = backend or detect_backend()
@@ -164,13 +183,14 @@ def serve(args: argparse.Namespace) -> int:
     state = starting_state(args.preset, args.bpm)
     preset_dir = user_preset_dir(args.preset, args.preset_dir)
     feedback = parse_target(args.feedback) if args.feedback else None
+    take = Take(take_path(args.record)) if args.record is not None else None
     allow = check_bind(args.osc_host,
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
     ports = open_ports(args.backend, args.in_port, args.out_port)
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), state.improviser)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
-    server = Server(ports, clock, improviser, state, on_bar=status,
+    server = Server(ports, clock, improviser, state, on_bar=status, take=take,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir))
     transport = OscTransport(server.post_osc, args.osc_host, args.osc_port, allow, feedback,
                              args.osc_rate)
@@ -186,7 +206,8 @@ def serve(args: argparse.Namespace) -> int:
         transport.start()
         print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}, "
               f"osc {transport.host}:{transport.port}, clock {args.clock}, "
-              f"preset {args.preset}", flush=True)
+              f"preset {args.preset}" + (f", recording to {take.path}" if take else ""),
+              flush=True)
         server.serve(stop)
     finally:
         server.shutdown()

@@ -20,6 +20,8 @@ Guarantees:
 * Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
 * Only once a bar's answer is scheduled do its input and answer go to the live IR feed
   (:mod:`~qbdi.server.live_ir`, off by default), which analyses them on its own thread.
+* With a take (:mod:`~qbdi.server.take`, ``serve --record``), what is played, what is sent,
+  the tempo and each change of mode or budget are handed to it, and it is saved on shutdown.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from qbdi.server.errors import PortLost
 from qbdi.server.live_ir import LiveIr
 from qbdi.server.ports import Ports
 from qbdi.server.scheduler import Scheduler
+from qbdi.server.take import SUSTAIN_CC, Take
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,7 @@ class Server:
                  feedback: Feedback | None = None,
                  preset_loader: Callable[[str], Preset] = load_named_preset,
                  on_bar: Callable[[BarReport], None] | None = None,
+                 take: Take | None = None,
                  close_ahead_steps: float = 0.5, echo_window_s: float = 0.05) -> None:
         self.ports = ports
         self.clock = clock
@@ -140,6 +144,8 @@ class Server:
         self.state = state
         self.feedback = feedback
         self.on_bar = on_bar
+        self.take = take
+        self._marked: tuple[str, int | str] | None = None  # (mode, bits) of the last marker
         self._preset_loader = preset_loader
         self.close_ahead_steps = close_ahead_steps
         self.counters = Counters()
@@ -192,6 +198,8 @@ class Server:
         if watch is not None:
             watch(self.post_port_event)
         self._restart_bars()
+        if self.take is not None:
+            self.take.start(self.clock.now_steps(), self.state.tempo_bpm)
 
     def serve(self, stop: threading.Event) -> None:
         """Run the loop on this thread until ``stop`` is set or the port is lost; then end
@@ -213,6 +221,9 @@ class Server:
         self.end_notes("shutdown")
         self.ports.close()
         self.live_ir.close()
+        if self.take is not None:
+            self.take.close()
+            log.info("take saved to %s: %s note-ons", self.take.path, self.take.notes)
 
     # -- one turn of the loop -------------------------------------------------------------
     def step(self) -> None:
@@ -269,9 +280,15 @@ class Server:
             self.clock.feed(t_s, message)
             return
         key = note_key(message)
-        if key is None or self.echo.is_echo(t_s, message):
+        if key is None:
+            if self.take is not None and message.is_cc(SUSTAIN_CC):
+                self.take.note("player", self.clock.step_at(t_s), message)
+            return
+        if self.echo.is_echo(t_s, message):
             return
         position = self.clock.step_at(t_s)
+        if self.take is not None:
+            self.take.note("player", position, message)
         if key[0] == "on":
             self.collector.note_on(position, message.note, message.velocity)
             self.counters.notes_in += 1
@@ -284,6 +301,8 @@ class Server:
         if self.clock.epoch != self._epoch or (self._was_running and not running):
             self.end_notes("clock stopped or moved", cc_when_silent=False)
             self._restart_bars()
+            if self.take is not None and self.clock.epoch != self._epoch:
+                self.take.jump(self.clock.now_steps())
         self._epoch, self._was_running = self.clock.epoch, running
 
     def _restart_bars(self) -> None:
@@ -341,8 +360,19 @@ class Server:
         now_steps = self.clock.now_steps()
         dropped = self.scheduler.add(notes, now_steps)
         overrun = now_steps > answer_step
+        self._mark_settings(answer_step)
         self._report_bar(collected, compute_ms, dims, len(notes) - dropped, overrun, dropped)
         self.live_ir.feed(collected.index, collected.bar, answered)  # after: never delays it
+
+    def _mark_settings(self, answer_step: float) -> None:
+        """A marker in the take where the answers' mode or budget changes."""
+        settings = self.state.improviser
+        marked = (settings.mode, settings.budget_bits)
+        if self.take is None or marked == self._marked:
+            return
+        self._marked = marked
+        bits = "full rate" if settings.budget_bits == "full" else f"{settings.budget_bits} bits"
+        self.take.marker(answer_step, f"{settings.mode}, {bits}")
 
     def _velocity(self) -> int:
         play = self.state.playing
@@ -380,9 +410,13 @@ class Server:
         self._feedback("/qbdi/error", [f"bar {bar}: {type(err).__name__}: {err}"])
 
     # -- output ---------------------------------------------------------------------------
-    def _send(self, message: mido.Message) -> None:
+    def _send(self, message: mido.Message, step: float | None) -> None:
+        """Send one message the scheduler releases; ``step`` is the step it was scheduled
+        for (None: now), which places it in the take."""
         self.ports.send(message)
         self.echo.sent(self.clock.now_s(), message)
+        if self.take is not None:
+            self.take.note("qbdi", self.clock.now_steps() if step is None else step, message)
 
     def end_notes(self, reason: str, cc_when_silent: bool = True) -> None:
         """End every sounding note (note-offs, then CC 123) and drop what is scheduled."""
@@ -475,6 +509,8 @@ class Server:
             self.live_ir.configure(new.live_ir)
         if new.tempo_bpm != old.tempo_bpm and not self.clock.follows_midi:
             self._set_clock_tempo(new.tempo_bpm)
+            if self.take is not None:
+                self.take.tempo(self.clock.now_steps(), new.tempo_bpm)
 
     def _adopt_clock_tempo(self) -> None:
         """Once a bar, take a tempo set outside (the DAW's MIDI clock, a Link peer) into the
@@ -487,6 +523,8 @@ class Server:
         # Straight into the state, not through _apply: the clock already runs at it.
         self.state = changed(self.state, tempo_bpm=tempo_bpm)
         self._feedback("/qbdi/bpm", [tempo_bpm])
+        if self.take is not None:
+            self.take.tempo(self.clock.now_steps(), self.clock.tempo_bpm)
 
     def _set_clock_tempo(self, tempo_bpm: float) -> None:
         set_tempo = getattr(self.clock, "set_tempo", None)

@@ -27,9 +27,13 @@ _OFF, _ON = 0, 1  # sort order at one step: releases first
 
 
 class Scheduler:
-    """A time-ordered queue of note events for one output channel (0-based)."""
+    """A time-ordered queue of note events for one output channel (0-based).
 
-    def __init__(self, send: Callable[[mido.Message], None], channel: int = 0) -> None:
+    ``send(message, step)`` is given the step an event was scheduled for, or None for
+    releases that go out now (:meth:`end_all`)."""
+
+    def __init__(self, send: Callable[[mido.Message, float | None], None],
+                 channel: int = 0) -> None:
         self._send = send
         self.channel = channel
         self._queue: list[tuple[float, int, int, int, int]] = []
@@ -64,27 +68,28 @@ class Scheduler:
         """Send every event at or before ``now_step``; returns how many were sent."""
         sent = 0
         while self._queue and self._queue[0][0] <= now_step:
-            _, kind, _, pitch, velocity = heapq.heappop(self._queue)
+            step, kind, _, pitch, velocity = heapq.heappop(self._queue)
             if kind == _ON:
-                self._note_on(pitch, velocity)
+                self._note_on(pitch, velocity, step)
             else:
-                self._note_off(pitch)
+                self._note_off(pitch, step)
             sent += 1
         return sent
 
-    def _note_on(self, pitch: int, velocity: int) -> None:
+    def _note_on(self, pitch: int, velocity: int, step: float) -> None:
         if pitch in self.sounding:
-            self._note_off(pitch)  # never two note-ons of one pitch without a release
+            self._note_off(pitch, step)  # never two note-ons of one pitch without a release
         # Counted as sounding before sending: if the port fails mid-send, end_all still
         # releases it (a spare note-off is harmless; a stuck note is not).
         self.sounding[pitch] = velocity
         self.notes_out += 1
-        self._send(mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity))
+        self._send(mido.Message("note_on", channel=self.channel, note=pitch,
+                                velocity=velocity), step)
 
-    def _note_off(self, pitch: int) -> None:
+    def _note_off(self, pitch: int, step: float) -> None:
         if pitch not in self.sounding:
             return  # its note-on was retriggered away or ended by end_all
-        self._send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0))
+        self._send(mido.Message("note_off", channel=self.channel, note=pitch, velocity=0), step)
         del self.sounding[pitch]  # only once sent: a failed release is retried by end_all
 
     def end_all(self, cc_when_silent: bool = True) -> list[BaseException]:
@@ -109,7 +114,7 @@ class Scheduler:
         self.sounding.clear()
         for message in messages:
             try:
-                self._send(message)
+                self._send(message, None)
             except Exception as err:
                 log.error("could not send %s while ending notes: %s", message, err)
                 errors.append(err)

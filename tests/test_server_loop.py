@@ -31,7 +31,7 @@ class Rig:
 
     def __init__(self, checkpoint: Path, improviser: dict | None = None,
                  playing: dict | None = None, loopback: bool = False,
-                 wrap=None, preset_loader=None) -> None:
+                 wrap=None, preset_loader=None, take=None) -> None:
         self.clock = ManualClock(120.0)
         self.ports = MemoryPorts(now=self.clock.now_steps, loopback=loopback)
         self.state = changed(load_preset("default"), tempo_bpm=120.0,
@@ -40,6 +40,8 @@ class Rig:
                                                      self.state.improviser)
         self.feedback = MemoryFeedback()
         kwargs = {"preset_loader": preset_loader} if preset_loader else {}
+        if take is not None:
+            kwargs["take"] = take
         self.server = Server(self.ports, self.clock,
                              wrap(self.improviser, self.clock) if wrap else self.improviser,
                              self.state, feedback=self.feedback, **kwargs)

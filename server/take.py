@@ -1,0 +1,221 @@
+"""Record a live session ("take") to a standard MIDI file, while serving.
+
+The file holds what happened on one timeline: track ``player`` has the notes played into
+the server (and the sustain pedal), track ``qbdi`` the messages the server sent, at the
+steps they were scheduled for, and the conductor track the tempo map and a marker wherever
+the mode or the bit budget changed. It opens in any DAW, and ``qbdi render --track player``
+improvises on the player's part again offline, at other budgets.
+
+Guarantees:
+
+* The loop thread only appends to a queue (:meth:`Take.note`, :meth:`Take.tempo`,
+  :meth:`Take.marker`): no file work, so a take never delays an answer.
+* A writer thread saves the file every ``save_every_s`` while there is news, and once more
+  on :meth:`Take.close`. Each save writes a whole, valid file beside the path and renames it
+  over (atomic), so a crash or a kill loses at most the last ``save_every_s``.
+* Events are encoded once as they arrive; a save joins bytes, so it costs the loop thread
+  no interpreter time to speak of, however long the take.
+* In the file every note-on has its note-off: notes still sounding when a save is made are
+  released at the last event (in that save only; the take goes on), and a note struck again
+  while it sounds is released first.
+* Time never runs back: when the clock jumps (a DAW's Start or Song Position Pointer), the
+  take goes on at the first whole bar after its last event, keeping the position in the bar.
+* A save that fails (disk full, folder removed) is logged and tried again at the next
+  save; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+
+from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT
+
+log = logging.getLogger(__name__)
+
+TICKS_PER_BEAT = 480
+TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_BEAT  # 120: about 1 ms at 120 BPM
+TICKS_PER_BAR = TICKS_PER_STEP * STEPS_PER_BAR
+SAVE_EVERY_S = 10.0
+TRACKS = ("player", "qbdi")  # the note tracks, after the conductor track
+SUSTAIN_CC = 64
+ALL_NOTES_OFF_CC = 123
+
+
+@dataclass(slots=True)
+class _TrackBytes:
+    """One track's encoded events so far, and the notes they leave sounding."""
+
+    name: str
+    data: bytearray = field(default_factory=bytearray)
+    last_tick: int = 0
+    sounding: set[tuple[int, int]] = field(default_factory=set)  # (channel, pitch)
+    notes: int = 0
+
+    def add(self, tick: int, message: mido.BaseMessage) -> None:
+        tick = max(tick, self.last_tick)  # within a track arrivals are in time order
+        if message.type == "note_on" and message.velocity > 0:
+            key = (message.channel, message.note)
+            if key in self.sounding:  # struck again while sounding: release it first
+                self._raw(tick, _note_off(*key))
+            self.sounding.add(key)
+            self.notes += 1
+        elif message.type in ("note_on", "note_off"):
+            if (message.channel, message.note) not in self.sounding:
+                return  # a release of nothing (its note-on came before the take)
+            self.sounding.discard((message.channel, message.note))
+            if message.type == "note_on":  # velocity 0: written as the note-off it means
+                message = _note_off(message.channel, message.note)
+        self._raw(tick, message)
+
+    def _raw(self, tick: int, message: mido.BaseMessage) -> None:
+        self.data += _variable_length(tick - self.last_tick) + bytes(message.bytes())
+        self.last_tick = tick
+
+    def chunk(self, end_tick: int) -> bytes:
+        """The track as an ``MTrk`` chunk ending at ``end_tick``, with what still sounds
+        released there; the running track is left as it was."""
+        head = bytes(mido.MetaMessage("track_name", name=self.name).bytes())
+        tail = bytearray()
+        last = self.last_tick
+        for channel, pitch in sorted(self.sounding):
+            off = _note_off(channel, pitch).bytes()
+            tail += _variable_length(max(end_tick - last, 0)) + bytes(off)
+            last = max(end_tick, last)
+        tail += _variable_length(0) + bytes(mido.MetaMessage("end_of_track").bytes())
+        body = b"\x00" + head + bytes(self.data) + bytes(tail)
+        return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def _note_off(channel: int, pitch: int) -> mido.Message:
+    return mido.Message("note_off", channel=channel, note=pitch, velocity=0)
+
+
+def _variable_length(value: int) -> bytes:
+    """A MIDI variable-length quantity: 7 bits a byte, high bit set on all but the last."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+class Take:
+    """A take being recorded to ``path``. The record methods are for the loop thread;
+    :meth:`close` ends the take with a final save and may be called more than once."""
+
+    def __init__(self, path: str | Path, save_every_s: float = SAVE_EVERY_S) -> None:
+        self.path = Path(path)
+        self.save_every_s = save_every_s
+        self._events: queue.SimpleQueue[tuple[int, int, mido.BaseMessage] | None] = (
+            queue.SimpleQueue())
+        self._origin_ticks: int | None = None  # ticks of the clock at the take's bar 0
+        self._offset_ticks = 0  # added after a jump, a whole number of bars
+        self._last_ticks = 0  # the latest tick handed over (loop thread)
+        self._closed = False
+        # writer-owned
+        self._tracks = [_TrackBytes("qbdi take")] + [_TrackBytes(name) for name in TRACKS]
+        self._end_tick = 0
+        self._saved_events = 0
+        self._events_in = 0
+        self.saves = 0
+        self.failed_saves = 0
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="qbdi-take",
+                                        daemon=True)
+
+    # -- loop thread ----------------------------------------------------------------------
+    def start(self, now_steps: float, tempo_bpm: float) -> None:
+        """Begin at the bar the clock is in (it becomes the file's bar 1)."""
+        bar_start = math.floor(now_steps / STEPS_PER_BAR) * STEPS_PER_BAR
+        self._origin_ticks = round(bar_start * TICKS_PER_STEP)
+        self.tempo(bar_start, tempo_bpm)
+        self._writer.start()
+
+    def note(self, track: str, step: float, message: mido.BaseMessage) -> None:
+        """A message of ``track`` (``player`` or ``qbdi``) at clock position ``step``."""
+        self._put(TRACKS.index(track) + 1, step, message)
+
+    def tempo(self, step: float, tempo_bpm: float) -> None:
+        self._put(0, step, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+
+    def marker(self, step: float, text: str) -> None:
+        self._put(0, step, mido.MetaMessage("marker", text=text))
+
+    def jump(self, now_steps: float) -> None:
+        """The clock moved (or restarted): go on a whole number of bars after the last
+        event, at the same position in the bar."""
+        if self._origin_ticks is None:
+            return
+        now_ticks = round(now_steps * TICKS_PER_STEP) - self._origin_ticks
+        behind = self._last_ticks - now_ticks
+        self._offset_ticks = max(math.ceil(behind / TICKS_PER_BAR), 0) * TICKS_PER_BAR
+
+    def _put(self, track: int, step: float, message: mido.BaseMessage) -> None:
+        if self._closed or self._origin_ticks is None:
+            return
+        tick = max(round(step * TICKS_PER_STEP) - self._origin_ticks + self._offset_ticks, 0)
+        self._last_ticks = max(self._last_ticks, tick)
+        self._events.put((track, tick, message))
+
+    def close(self) -> None:
+        """Stop recording and save the file one last time (waits for it)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer.is_alive():
+            self._events.put(None)
+            self._stop.set()
+            self._writer.join()
+
+    # -- writer thread --------------------------------------------------------------------
+    @property
+    def notes(self) -> dict[str, int]:
+        """Note-ons recorded so far, per track."""
+        return {track.name: track.notes for track in self._tracks[1:]}
+
+    def _write_loop(self) -> None:
+        ended = False
+        while not ended:
+            self._stop.wait(self.save_every_s)
+            ended = self._drain()
+            if self._events_in != self._saved_events or ended:
+                self._save()
+
+    def _drain(self) -> bool:
+        """Encode what has arrived; True once the end of the take has arrived."""
+        while True:
+            try:
+                item = self._events.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            track, tick, message = item
+            self._tracks[track].add(tick, message)
+            self._end_tick = max(self._end_tick, tick)
+            self._events_in += 1
+
+    def _save(self) -> None:
+        header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + \
+            len(self._tracks).to_bytes(2, "big") + TICKS_PER_BEAT.to_bytes(2, "big")
+        data = header + b"".join(track.chunk(self._end_tick) for track in self._tracks)
+        part = self.path.with_name(self.path.name + ".part")
+        try:
+            part.write_bytes(data)
+            os.replace(part, self.path)
+        except OSError as err:
+            self.failed_saves += 1
+            log.error("could not save the take to %s: %s (trying again at the next save)",
+                      self.path, err)
+            return
+        self._saved_events = self._events_in
+        self.saves += 1

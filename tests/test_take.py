@@ -1,0 +1,272 @@
+"""Recording a session to a MIDI file (``qbdi serve --record``).
+
+In memory with a manual clock (exact steps), the take alone (saving, jumps, failures), and
+a real ``qbdi serve`` process on JACK ports stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import pytest
+from stress_rig import jack_backend, jack_server
+from test_server_loop import ECHO, EXACT, Rig
+
+from qbdi.bars import Note
+from qbdi.errors import MidiFileError, QbdiError
+from qbdi.midifile import Track, read_midi, write_midi
+from qbdi.server.app import take_path
+from qbdi.server.recorder import NoteRecorder
+from qbdi.server.take import TICKS_PER_STEP, Take
+
+
+def read_take(path: Path) -> dict[str, list[tuple[float, mido.BaseMessage]]]:
+    """Each track's messages with their position in steps, by track name."""
+    midi = mido.MidiFile(path)
+    assert midi.type == 1 and midi.ticks_per_beat == 480
+    tracks = {}
+    for track in midi.tracks:
+        tick, events, name = 0, [], None
+        for message in track:
+            tick += message.time
+            if message.type == "track_name":
+                name = message.name
+            elif message.type != "end_of_track":
+                events.append((tick / TICKS_PER_STEP, message))
+        tracks[name] = events
+    return tracks
+
+
+def notes_of(events) -> list[tuple]:
+    return [(step, m.type, m.note) for step, m in events if m.type in ("note_on", "note_off")]
+
+
+def sounding_at_end(events) -> set:
+    return NoteRecorder.of(m for _, m in events).sounding
+
+
+def test_a_take_puts_the_players_notes_and_the_answers_on_one_timeline(tiny_checkpoint,
+                                                                          tmp_path):
+    take = Take(tmp_path / "take.mid")
+    rig = Rig(tiny_checkpoint, ECHO, take=take)
+    rig.play(2, 60, 6)
+    rig.play(18, 64, 20, velocity=80)
+    rig.server.run_until(40)
+    rig.server.shutdown()
+
+    tracks = read_take(take.path)
+    assert list(tracks) == ["qbdi take", "player", "qbdi"]
+    assert notes_of(tracks["player"]) == [(2, "note_on", 60), (6, "note_off", 60),
+                                          (18, "note_on", 64), (20, "note_off", 64)]
+    # the qbdi track is what the port was sent, message for message, at the same steps
+    assert [(step, m.bytes()) for step, m in tracks["qbdi"]] == \
+        [(t, m.bytes()) for t, m in rig.ports.sent]
+    assert notes_of(tracks["qbdi"])[:2] == [(18, "note_on", 60), (22, "note_off", 60)]
+    conductor = tracks["qbdi take"]
+    assert next((s, mido.tempo2bpm(m.tempo)) for s, m in conductor
+                              if m.type == "set_tempo") == (0, 120.0)
+    assert [(s, m.text) for s, m in conductor if m.type == "marker"] == [(16, "echo, 256 bits")]
+    # the file reads back with qbdi's own reader: both parts, on the grid
+    assert {n.pitch for n in read_midi(take.path).notes} == {60, 64}
+
+
+def test_the_take_marks_budget_and_mode_changes_and_follows_the_tempo(tiny_checkpoint,
+                                                                      tmp_path):
+    take = Take(tmp_path / "take.mid")
+    rig = Rig(tiny_checkpoint, {**EXACT, "budget_bits": 256}, take=take)
+    rig.play(2, 60, 10)
+    rig.server.run_until(20)
+    rig.server.change(improviser={"budget_bits": 0})
+    rig.server.run_until(36)
+    rig.server.set_tempo(90.0)
+    rig.server.change(improviser={"mode": "echo"})
+    rig.server.run_until(52)
+    rig.server.shutdown()
+
+    conductor = read_take(take.path)["qbdi take"]
+    markers = [(s, m.text) for s, m in conductor if m.type == "marker"]
+    assert markers == [(16, "query, 256 bits"), (32, "query, 0 bits"), (48, "echo, 0 bits")]
+    tempos = [(s, round(mido.tempo2bpm(m.tempo), 3)) for s, m in conductor
+              if m.type == "set_tempo"]
+    assert tempos == [(0, 120.0), (36, 90.0)]
+
+
+def test_every_note_on_in_the_file_has_its_note_off(tiny_checkpoint, tmp_path):
+    take = Take(tmp_path / "take.mid")
+    rig = Rig(tiny_checkpoint, ECHO, take=take)
+    rig.press(2, 60)
+    rig.press(4, 60)  # struck again without a release (a keyboard can send that)
+    rig.press(6, 67)  # still held when the take ends
+    rig.ports.play(mido.Message("control_change", control=64, value=127))  # sustain pedal
+    rig.server.run_until(24)
+    rig.server.shutdown()
+
+    tracks = read_take(take.path)
+    player = tracks["player"]
+    assert sounding_at_end(player) == set() and sounding_at_end(tracks["qbdi"]) == set()
+    assert notes_of(player)[:3] == [(2, "note_on", 60), (4, "note_off", 60), (4, "note_on", 60)]
+    assert [(s, m.control, m.value) for s, m in player if m.type == "control_change"] == \
+        [(6, 64, 127)]
+    end = max(step for track in tracks.values() for step, _ in track)
+    assert [(s, m.note) for s, m in player if m.type == "note_off"][-2:] == [(end, 60),
+                                                                             (end, 67)]
+
+
+def test_a_take_is_saved_while_it_runs_and_the_file_is_whole_each_time(tmp_path):
+    take = Take(tmp_path / "take.mid", save_every_s=0.05)
+    take.start(0.0, 100.0)
+    take.note("player", 1.0, mido.Message("note_on", note=50, velocity=90))
+    deadline = time.monotonic() + 5
+    while take.saves == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # saved while the note still sounds: released at the end in the file on disk
+    assert notes_of(read_take(take.path)["player"]) == [(1, "note_on", 50),
+                                                        (1, "note_off", 50)]
+    take.note("player", 3.0, mido.Message("note_off", note=50))
+    take.close()
+    assert notes_of(read_take(take.path)["player"]) == [(1, "note_on", 50),
+                                                        (3, "note_off", 50)]
+    assert not (tmp_path / "take.mid.part").exists()
+
+
+def test_after_a_clock_jump_the_take_goes_on_in_the_next_bar_at_the_same_beat(tmp_path):
+    take = Take(tmp_path / "take.mid")
+    take.start(0.0, 120.0)
+    take.note("qbdi", 40.0, mido.Message("note_on", note=60, velocity=90))
+    take.note("qbdi", 42.0, mido.Message("note_off", note=60))
+    take.jump(4.0)  # the DAW moved back to beat 2 of bar 1
+    take.note("qbdi", 6.0, mido.Message("note_on", note=62, velocity=90))
+    take.note("qbdi", 7.0, mido.Message("note_off", note=62))
+    take.close()
+    assert notes_of(read_take(take.path)["qbdi"]) == [
+        (40, "note_on", 60), (42, "note_off", 60), (54, "note_on", 62), (55, "note_off", 62)]
+
+
+def test_a_failed_save_is_logged_and_does_not_stop_anything(tmp_path, caplog):
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    take = Take(folder / "take.mid")
+    take.start(0.0, 120.0)
+    take.note("player", 1.0, mido.Message("note_on", note=50, velocity=90))
+    folder.rmdir()
+    with caplog.at_level(logging.ERROR):
+        take.close()
+    assert take.failed_saves == 1 and take.saves == 0
+    assert "could not save the take" in caplog.text and str(folder / "take.mid") in caplog.text
+
+
+def test_record_takes_a_new_file_or_a_dated_one_in_a_folder(tmp_path):
+    at = datetime.datetime(2026, 11, 25, 10, 30, 5)
+    assert take_path(tmp_path, at) == tmp_path / "qbdi-take-20261125-103005.mid"
+    assert take_path(tmp_path / "new.mid") == tmp_path / "new.mid"
+    (tmp_path / "old.mid").write_bytes(b"a take from yesterday")
+    with pytest.raises(QbdiError, match="already exists"):
+        take_path(tmp_path / "old.mid")
+    with pytest.raises(QbdiError, match="does not exist"):
+        take_path(tmp_path / "missing" / "take.mid")
+
+
+def test_serve_refuses_a_record_path_it_would_overwrite(tmp_path):
+    old = tmp_path / "old.mid"
+    old.write_bytes(b"keep me")
+    result = subprocess.run([sys.executable, "-m", "qbdi.cli", "serve", "--backend", "memory",
+                             "--osc-port", "0", "--record", str(old)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "already exists" in result.stderr and old.read_bytes() == b"keep me"
+
+
+@pytest.mark.jack
+def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_checkpoint,
+                                                                         tmp_path):
+    preset = tmp_path / "echo.toml"
+    preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "echo"\n')
+    with jack_server():
+        rt = jack_backend()
+        heard: list[mido.Message] = []
+        daw_in = rt.open_input("daw in", virtual=True, client_name="daw",
+                               callback=heard.append)
+        daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--in",
+             "daw out", "--out", "daw in", "--model", str(tiny_checkpoint), "--preset",
+             str(preset), "--osc-port", "0", "--record", str(tmp_path), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            line = process.stdout.readline()
+            assert "ready" in line and "recording to" in line, process.stderr.read()
+            played = [60, 64, 67]
+            for pitch in played:  # one note a bar (a bar is 0.5 s at 480 BPM)
+                daw_out.send(mido.Message("note_on", note=pitch, velocity=90))
+                time.sleep(0.2)
+                daw_out.send(mido.Message("note_off", note=pitch))
+                time.sleep(0.3)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and \
+                    len([m for m in heard if m.type == "note_on"]) < len(played):
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0, process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            daw_in.close()
+            daw_out.close()
+    takes = list(tmp_path.glob("qbdi-take-*.mid"))
+    assert len(takes) == 1
+    tracks = read_take(takes[0])
+    assert [m.note for _, m in tracks["player"] if m.type == "note_on"] == played
+    # the qbdi track holds the notes the DAW heard, in order, and leaves nothing sounding
+    # (the closing CC 123 may not cross JACK before the process leaves, so notes alone)
+    def note_bytes(messages):
+        return [m.bytes() for m in messages if m.type in ("note_on", "note_off")]
+
+    assert note_bytes(m for _, m in tracks["qbdi"]) == note_bytes(heard)
+    assert [m.note for m in heard if m.type == "note_on"] == played
+    assert sounding_at_end(tracks["qbdi"]) == set()
+
+
+# -- a take's parts, offline --------------------------------------------------------------
+
+def _two_part_file(path: Path) -> None:
+    write_midi(path, [Track([Note(0, 60, 4, 90), Note(16, 62, 20, 90)], 0, "player"),
+                      Track([Note(16, 72, 18, 70)], 0, "qbdi")],
+               tempos=[(0, mido.bpm2tempo(100)), (16, mido.bpm2tempo(90))])
+
+
+def test_read_midi_takes_one_named_part_and_keeps_the_tempo_map(tmp_path):
+    path = tmp_path / "take.mid"
+    _two_part_file(path)
+    player = read_midi(path, track="player")
+    assert [(n.start_step, n.pitch, n.end_step) for n in player.notes] == [(0, 60, 4),
+                                                                           (16, 62, 20)]
+    assert player.tempos == [(0, mido.bpm2tempo(100)), (16, mido.bpm2tempo(90))]
+    assert [n.pitch for n in read_midi(path, track="qbdi").notes] == [72]
+    assert [n.pitch for n in read_midi(path).notes] == [60, 62, 72]
+    with pytest.raises(MidiFileError, match=r"no track named 'drums' \(tracks: 'qbdi', "
+                                            r"'player', 'qbdi'\)"):
+        read_midi(path, track="drums")
+
+
+def test_render_improvises_again_on_the_players_part_of_a_take(tmp_path):
+    take = tmp_path / "take.mid"
+    _two_part_file(take)
+    out = tmp_path / "again.mid"
+    result = subprocess.run([sys.executable, "-m", "qbdi.cli", "render", str(take), "-o",
+                             str(out), "--mode", "echo", "--track", "player"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [n.pitch for n in read_midi(out).notes] == [60, 62]
+    missing = subprocess.run([sys.executable, "-m", "qbdi.cli", "analyze", str(take), "--out",
+                              str(tmp_path / "report"), "--track", "drums"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no track named 'drums'" in missing.stderr
