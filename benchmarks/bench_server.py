@@ -87,11 +87,12 @@ def bench_compute(model: Path, n_bars: int) -> dict[str, float]:
             "max_ms": float(ms.max())}
 
 
-def start_serve(model: Path, preset: Path) -> tuple[subprocess.Popen, float]:
+def start_serve(model: Path, preset: Path, extra_args: tuple[str, ...] = ()
+                ) -> tuple[subprocess.Popen, float]:
     started_s = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--model", str(model),
-         "--preset", str(preset), "--osc-port", "0", "--quiet"],
+         "--preset", str(preset), "--osc-port", "0", "--quiet", *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in process.stdout:
@@ -105,12 +106,15 @@ def stop_serve(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def bench_timing(model: Path, preset: Path, seconds: float) -> dict[str, float]:
+def bench_timing(model: Path, preset: Path, seconds: float,
+                 extra_args: tuple[str, ...] = ()) -> dict[str, float]:
+    """Note-on times on "qbdi out" against the grid, while a real query is played in for
+    ``seconds``; ``extra_args`` go to ``qbdi serve`` (e.g. ``--record DIR``)."""
     import mido
 
     from qbdi.server.ports import resolve_port
 
-    process, _ = start_serve(model, preset)
+    process, _ = start_serve(model, preset, extra_args)
     try:
         rt = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
         times_s: list[float] = []
@@ -175,6 +179,9 @@ def main() -> int:
           f"{compute['p99_ms']:.3f} | {compute['max_ms']:.3f} | p99 <= 0.5 |")
     try:
         timing = bench_timing(model, preset, args.seconds)
+        # long enough to hold one of the take's saves (every 10 s)
+        recording = bench_timing(model, preset, max(args.seconds, 12.0),
+                                 ("--record", str(work)))
         ready = bench_ready(model, preset)
     except (RuntimeError, OSError) as err:
         print(f"| JACK timing / ready | not measured: {err} | | | |")
@@ -182,6 +189,9 @@ def main() -> int:
     print(f"| output timing error vs grid, JACK (ms; {timing['notes']:.0f} notes; period "
           f"{timing['period_ms']:.2f} ms) | {timing['median_ms']:.3f} | {timing['p99_ms']:.3f} "
           f"| {timing['max_ms']:.3f} | p99 <= 1 beyond period |")
+    print(f"| the same while recording a take (--record; {recording['notes']:.0f} notes) | "
+          f"{recording['median_ms']:.3f} | {recording['p99_ms']:.3f} | "
+          f"{recording['max_ms']:.3f} | as without |")
     print(f"| qbdi serve ready (s; {len(ready)} runs) | {np.median(ready):.3f} | "
           f"{max(ready):.3f} | {max(ready):.3f} | <= 1.5 |")
     return 0

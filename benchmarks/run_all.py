@@ -6,8 +6,9 @@ Each part runs in its own process (this script with ``--part NAME``), so the one
 pin BLAS to one thread before numpy loads while the throughput part uses every core:
 
 * compute: ``Improviser.step`` per bar, one thread, default preset (bench_server.py);
-* timing / ready: ``qbdi serve --backend jack`` in echo mode, note-ons vs the ideal grid, and
-  seconds to the "ready" line (bench_server.py; a JACK dummy server is started if none runs);
+* timing / ready: ``qbdi serve --backend jack`` in echo mode, note-ons vs the ideal grid
+  (also while recording a take with ``--record``), and seconds to the "ready" line
+  (bench_server.py; a JACK dummy server is started if none runs);
 * render: batched bars/s, and wall time of ``qbdi render`` on a 4 min 24 s file
   (bench_core.py);
 * analysis: our 200-threshold IR sweep vs vmo on 4000 frames, vmo extrapolated from a few
@@ -54,8 +55,11 @@ def part_jack(args: argparse.Namespace) -> dict:
     preset = work / "echo.toml"
     preset.write_text('tempo_bpm = 120.0\n[improviser]\nmode = "echo"\n')
     timing = bench_server.bench_timing(_model(args), preset, 4.0 if args.quick else 8.0)
+    # Recording a take: 12 s holds one of its saves (every 10 s); --quick holds none.
+    recording = bench_server.bench_timing(_model(args), preset, 4.0 if args.quick else 12.0,
+                                          ("--record", str(work)))
     ready = bench_server.bench_ready(_model(args), preset, 2 if args.quick else 5)
-    return {"timing": timing, "ready_s": ready}
+    return {"timing": timing, "recording": recording, "ready_s": ready}
 
 
 def part_render(args: argparse.Namespace) -> dict:
@@ -188,6 +192,10 @@ def _rows(results: dict) -> list[tuple[str, str, str]]:
                      "p99 / max (ms)", f"{t['median_ms']:.3f} / {t['p99_ms']:.3f} / "
                      f"{t['max_ms']:.3f}", f"p99 <= {t['period_ms'] + 1:.2f} (period "
                      f"{t['period_ms']:.2f} + 1)"))
+        r = results["jack"]["recording"]
+        rows.append((f"the same while recording a take, --record ({r['notes']:.0f} notes)",
+                     f"{r['median_ms']:.3f} / {r['p99_ms']:.3f} / {r['max_ms']:.3f}",
+                     "as without"))
         rows.append((f"qbdi serve ready, {len(ready)} runs: median / max (s)",
                      f"{sorted(ready)[len(ready) // 2]:.3f} / {max(ready):.3f}", "<= 1.5"))
     if not failed("render", "render"):

@@ -223,7 +223,10 @@ class Server:
         self.live_ir.close()
         if self.take is not None:
             self.take.close()
-            log.info("take saved to %s: %s note-ons", self.take.path, self.take.notes)
+            if self.take.last_save_ok:
+                log.info("take saved to %s: %s note-ons", self.take.path, self.take.notes)
+            else:
+                log.error("the take could not be saved to %s (see above)", self.take.path)
 
     # -- one turn of the loop -------------------------------------------------------------
     def step(self) -> None:

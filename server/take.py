@@ -13,8 +13,9 @@ Guarantees:
 * A writer thread saves the file every ``save_every_s`` while there is news, and once more
   on :meth:`Take.close`. Each save writes a whole, valid file beside the path and renames it
   over (atomic), so a crash or a kill loses at most the last ``save_every_s``.
-* Events are encoded once as they arrive; a save joins bytes, so it costs the loop thread
-  no interpreter time to speak of, however long the take.
+* The loop thread hands over each message as its bytes (about 2 us); the writer takes them in
+  every 0.25 s and a save joins bytes, so the writer never holds the interpreter long
+  enough to delay a note, however long the take.
 * In the file every note-on has its note-off: notes still sounding when a save is made are
   released at the last event (in that save only; the take goes on), and a note struck again
   while it sounds is released first.
@@ -31,6 +32,7 @@ import math
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ TICKS_PER_BEAT = 480
 TICKS_PER_STEP = TICKS_PER_BEAT // STEPS_PER_BEAT  # 120: about 1 ms at 120 BPM
 TICKS_PER_BAR = TICKS_PER_STEP * STEPS_PER_BAR
 SAVE_EVERY_S = 10.0
+DRAIN_EVERY_S = 0.25
 TRACKS = ("player", "qbdi")  # the note tracks, after the conductor track
 SUSTAIN_CC = 64
 ALL_NOTES_OFF_CC = 123
@@ -59,53 +62,60 @@ class _TrackBytes:
     sounding: set[tuple[int, int]] = field(default_factory=set)  # (channel, pitch)
     notes: int = 0
 
-    def add(self, tick: int, message: mido.BaseMessage) -> None:
+    def add(self, tick: int, raw: bytes) -> None:
+        """One message as its MIDI bytes (a meta event as in a file: FF, type, length)."""
         tick = max(tick, self.last_tick)  # within a track arrivals are in time order
-        if message.type == "note_on" and message.velocity > 0:
-            key = (message.channel, message.note)
-            if key in self.sounding:  # struck again while sounding: release it first
-                self._raw(tick, _note_off(*key))
-            self.sounding.add(key)
-            self.notes += 1
-        elif message.type in ("note_on", "note_off"):
-            if (message.channel, message.note) not in self.sounding:
+        kind = raw[0] & 0xF0
+        if kind in (0x80, 0x90) and len(raw) == 3:
+            key = (raw[0] & 0x0F, raw[1])
+            if kind == 0x90 and raw[2] > 0:
+                if key in self.sounding:  # struck again while sounding: release it first
+                    self._raw(tick, _note_off(key))
+                self.sounding.add(key)
+                self.notes += 1
+            elif key in self.sounding:
+                self.sounding.discard(key)
+                raw = _note_off(key)  # a note-on of velocity 0 is written as what it means
+            else:
                 return  # a release of nothing (its note-on came before the take)
-            self.sounding.discard((message.channel, message.note))
-            if message.type == "note_on":  # velocity 0: written as the note-off it means
-                message = _note_off(message.channel, message.note)
-        self._raw(tick, message)
+        self._raw(tick, raw)
 
-    def _raw(self, tick: int, message: mido.BaseMessage) -> None:
-        self.data += _variable_length(tick - self.last_tick) + bytes(message.bytes())
+    def _raw(self, tick: int, raw: bytes) -> None:
+        self.data += _variable_length(tick - self.last_tick)
+        self.data += raw
         self.last_tick = tick
 
     def chunk(self, end_tick: int) -> bytes:
         """The track as an ``MTrk`` chunk ending at ``end_tick``, with what still sounds
         released there; the running track is left as it was."""
-        head = bytes(mido.MetaMessage("track_name", name=self.name).bytes())
+        head = b"\x00" + bytes(mido.MetaMessage("track_name", name=self.name).bytes())
         tail = bytearray()
         last = self.last_tick
-        for channel, pitch in sorted(self.sounding):
-            off = _note_off(channel, pitch).bytes()
-            tail += _variable_length(max(end_tick - last, 0)) + bytes(off)
+        for key in sorted(self.sounding):
+            tail += _variable_length(max(end_tick - last, 0)) + _note_off(key)
             last = max(end_tick, last)
-        tail += _variable_length(0) + bytes(mido.MetaMessage("end_of_track").bytes())
-        body = b"\x00" + head + bytes(self.data) + bytes(tail)
+        tail += b"\x00" + bytes(mido.MetaMessage("end_of_track").bytes())
+        body = head + bytes(self.data) + bytes(tail)
         return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
-def _note_off(channel: int, pitch: int) -> mido.Message:
-    return mido.Message("note_off", channel=channel, note=pitch, velocity=0)
+def _note_off(key: tuple[int, int]) -> bytes:
+    return bytes((0x80 | key[0], key[1], 0))
 
 
 def _variable_length(value: int) -> bytes:
     """A MIDI variable-length quantity: 7 bits a byte, high bit set on all but the last."""
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = [value & 0x7F]
     value >>= 7
     while value:
         out.append(0x80 | (value & 0x7F))
         value >>= 7
     return bytes(reversed(out))
+
+
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 
 
 class Take:
@@ -115,8 +125,7 @@ class Take:
     def __init__(self, path: str | Path, save_every_s: float = SAVE_EVERY_S) -> None:
         self.path = Path(path)
         self.save_every_s = save_every_s
-        self._events: queue.SimpleQueue[tuple[int, int, mido.BaseMessage] | None] = (
-            queue.SimpleQueue())
+        self._events: queue.SimpleQueue[tuple[int, int, bytes] | None] = queue.SimpleQueue()
         self._origin_ticks: int | None = None  # ticks of the clock at the take's bar 0
         self._offset_ticks = 0  # added after a jump, a whole number of bars
         self._last_ticks = 0  # the latest tick handed over (loop thread)
@@ -128,6 +137,7 @@ class Take:
         self._events_in = 0
         self.saves = 0
         self.failed_saves = 0
+        self.last_save_ok = False
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="qbdi-take",
                                         daemon=True)
@@ -164,7 +174,7 @@ class Take:
             return
         tick = max(round(step * TICKS_PER_STEP) - self._origin_ticks + self._offset_ticks, 0)
         self._last_ticks = max(self._last_ticks, tick)
-        self._events.put((track, tick, message))
+        self._events.put((track, tick, bytes(message.bytes())))
 
     def close(self) -> None:
         """Stop recording and save the file one last time (waits for it)."""
@@ -183,12 +193,19 @@ class Take:
         return {track.name: track.notes for track in self._tracks[1:]}
 
     def _write_loop(self) -> None:
+        # Drained often, so each turn holds the interpreter for a few events only (the loop
+        # thread waits for it to send a note); saved every save_every_s.
+        drain_every_s = min(DRAIN_EVERY_S, self.save_every_s)
+        next_save_s = time.monotonic() + self.save_every_s
         ended = False
         while not ended:
-            self._stop.wait(self.save_every_s)
+            self._stop.wait(drain_every_s)
             ended = self._drain()
-            if self._events_in != self._saved_events or ended:
+            due = time.monotonic() >= next_save_s
+            if ended or (due and self._events_in != self._saved_events):
                 self._save()
+            if due:
+                next_save_s = time.monotonic() + self.save_every_s
 
     def _drain(self) -> bool:
         """Encode what has arrived; True once the end of the take has arrived."""
@@ -216,6 +233,8 @@ class Take:
             self.failed_saves += 1
             log.error("could not save the take to %s: %s (trying again at the next save)",
                       self.path, err)
+            self.last_save_ok = False
             return
         self._saved_events = self._events_in
         self.saves += 1
+        self.last_save_ok = True

@@ -18,12 +18,19 @@ from pathlib import Path
 import mido
 import pytest
 from stress_rig import jack_backend, jack_server
+from test_server_clocks import TICK_S
 from test_server_loop import ECHO, EXACT, Rig
 
 from qbdi.bars import Note
 from qbdi.errors import MidiFileError, QbdiError
+from qbdi.improviser import Improviser
 from qbdi.midifile import Track, read_midi, write_midi
+from qbdi.models.checkpoint import load_checkpoint
+from qbdi.presets import changed, load_preset
 from qbdi.server.app import take_path
+from qbdi.server.clocks import ManualTime, MidiClockFollower
+from qbdi.server.loop import Server
+from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
 from qbdi.server.take import TICKS_PER_STEP, Take
 
@@ -159,7 +166,7 @@ def test_a_failed_save_is_logged_and_does_not_stop_anything(tmp_path, caplog):
     folder.rmdir()
     with caplog.at_level(logging.ERROR):
         take.close()
-    assert take.failed_saves == 1 and take.saves == 0
+    assert take.failed_saves == 1 and take.saves == 0 and not take.last_save_ok
     assert "could not save the take" in caplog.text and str(folder / "take.mid") in caplog.text
 
 
@@ -270,3 +277,41 @@ def test_render_improvises_again_on_the_players_part_of_a_take(tmp_path):
                               str(tmp_path / "report"), "--track", "drums"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no track named 'drums'" in missing.stderr
+
+
+def test_a_daws_restart_continues_the_take_in_a_later_bar_with_its_tempo(tiny_checkpoint,
+                                                                         tmp_path):
+    """Following MIDI clock at 250 BPM: the DAW plays from 0, then Start again; the take
+    goes on after what was recorded, at the same place in the bar."""
+    time_s = ManualTime()
+    clock = MidiClockFollower(time_s)
+    ports = MemoryPorts(now=clock.now_steps)
+    state = changed(load_preset("default"), improviser={"mode": "echo"})
+    take = Take(tmp_path / "take.mid")
+    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint),
+                                                             state.improviser), state, take=take)
+    server.start()
+
+    def run(ticks: range, notes: dict[int, mido.Message]) -> None:
+        ports.play(mido.Message("start"))
+        server.step()
+        for tick in ticks:
+            time_s.t_s += TICK_S
+            ports.play(mido.Message("clock"))
+            if tick in notes:
+                ports.play(notes[tick])
+            server.step()
+
+    run(range(150), {12: mido.Message("note_on", note=60, velocity=90),
+                     24: mido.Message("note_off", note=60)})  # 6 ticks a step
+    run(range(40), {12: mido.Message("note_on", note=62, velocity=90),
+                    24: mido.Message("note_off", note=62)})
+    server.shutdown()
+
+    tracks = read_take(take.path)
+    assert notes_of(tracks["player"]) == [(2, "note_on", 60), (4, "note_off", 60),
+                                          (34, "note_on", 62), (36, "note_off", 62)]
+    assert notes_of(tracks["qbdi"]) == [(18, "note_on", 60), (20, "note_off", 60)]
+    tempos = [round(mido.tempo2bpm(m.tempo)) for _, m in tracks["qbdi take"]
+              if m.type == "set_tempo"]
+    assert tempos[-1] == 250
