@@ -30,7 +30,7 @@ import re
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,7 +50,8 @@ MAX_TEMPO_BPM = 960.0
 
 
 class PlaySettings(BaseModel):
-    """How the server turns answers into MIDI: velocity, silence policy, output channel."""
+    """What the server listens to and how it plays answers: input channel, velocity, silence
+    policy, output channel."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -62,6 +63,9 @@ class PlaySettings(BaseModel):
         "silent", description="query mode, a bar with no input: stay silent, or keep the "
         "texture by answering the last non-empty bar again")
     midi_channel: int = Field(1, ge=1, le=16, description="output channel, 1-16")
+    input_channel: Annotated[int, Field(ge=1, le=16)] | Literal["all"] = Field(
+        "all", description="take notes from this input channel alone, 1-16 (say when a DAW "
+        "sends other tracks or a drum part to qbdi in), or from all")
 
 
 class LiveIrSettings(BaseModel):

@@ -125,6 +125,7 @@ class Counters:
     late_notes_dropped: int = 0
     bar_errors: int = 0
     notes_in: int = 0
+    other_channel: int = 0  # input messages left out by playing.input_channel
     osc_errors: int = 0
     last_compute_ms: float = 0.0
 
@@ -281,6 +282,10 @@ class Server:
     def _take_midi(self, t_s: float, message: mido.Message) -> None:
         if message.type in CLOCK_MESSAGES:
             self.clock.feed(t_s, message)
+            return
+        wanted = self.state.playing.input_channel
+        if wanted != "all" and getattr(message, "channel", wanted - 1) != wanted - 1:
+            self.counters.other_channel += 1
             return
         key = note_key(message)
         if key is None:
@@ -445,13 +450,18 @@ class Server:
             if direction == "out":
                 self.end_notes(f"output port {name!r} lost")
             else:
-                position = self.clock.now_steps()
-                for pitch in self.collector.held_pitches:
-                    self.collector.note_off(position, pitch)
+                self._release_held()
             self._feedback("/qbdi/error", [f"port lost: {direction} {name}; waiting for it"])
         elif direction == "out":
             self.end_notes(f"output port {name!r} back")
         self._feedback("/qbdi/port", [direction, name, kind])
+
+    def _release_held(self) -> None:
+        """Release now what the player holds: its note-offs will not reach us (the input
+        port went, or their channel is no longer listened to)."""
+        position = self.clock.now_steps()
+        for pitch in self.collector.held_pitches:
+            self.collector.note_off(position, pitch)
 
     def _heartbeat(self) -> None:
         now_s = self.clock.now_s()
@@ -503,6 +513,8 @@ class Server:
         old, self.state = self.state, new
         if new.improviser.mode != old.improviser.mode:
             self.end_notes(f"mode {old.improviser.mode} -> {new.improviser.mode}")
+        if new.playing.input_channel != old.playing.input_channel:
+            self._release_held()
         if new.playing.midi_channel != old.playing.midi_channel:
             self.end_notes("output channel changed")
             self.scheduler.channel = new.playing.midi_channel - 1
@@ -560,7 +572,8 @@ class Server:
         self._feedback("/qbdi/status", [
             "bar", self._next_bar, "bars", c.bars, "overruns", c.overruns,
             "skipped_bars", c.skipped_bars, "bar_errors", c.bar_errors,
-            "notes_in", c.notes_in, "notes_out", self.scheduler.notes_out,
+            "notes_in", c.notes_in, "other_channel", c.other_channel,
+            "notes_out", self.scheduler.notes_out,
             "echoes_dropped", self.echo.dropped, "osc_errors", c.osc_errors,
             "compute_ms", round(c.last_compute_ms, 3), *self._transport_counts()],
             self._reply_to)

@@ -26,6 +26,8 @@ def test_the_required_presets_ship_and_validate():
     ("[improviser]\nthreshold = 1.0", "improviser.threshold"),
     ("[improviser]\nbits = 3", "improviser.bits"),
     ("[playing]\nmidi_channel = 17", "playing.midi_channel"),
+    ("[playing]\ninput_channel = 0", "playing.input_channel"),
+    ("[playing]\ninput_channel = \"omni\"", "playing.input_channel"),
     ('[playing]\nvelocity = "loud"', "playing.velocity"),
 ])
 def test_a_bad_preset_names_the_file_and_the_field(tmp_path, text, field):

@@ -400,3 +400,32 @@ def test_bpm_change_keeps_the_position_and_changes_the_step_length(tiny_checkpoi
     assert rig.clock.now_steps() == pytest.approx(8.0)
     rig.clock.advance_s(1.0)
     assert rig.clock.now_steps() == pytest.approx(12.0)
+
+
+def test_input_channel_takes_one_channel_and_counts_the_rest(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint, ECHO, playing={"input_channel": 2})
+    rig.server.run_until(2)
+    for channel, pitch in ((0, 60), (1, 64), (9, 36)):  # channels 1, 2 and 10 (drums)
+        rig.ports.play(mido.Message("note_on", channel=channel, note=pitch, velocity=90))
+    rig.server.run_until(4)
+    for channel, pitch in ((0, 60), (1, 64), (9, 36)):
+        rig.ports.play(mido.Message("note_off", channel=channel, note=pitch))
+    rig.server.run_until(32)
+    assert [m.note for _, m in rig.ports.sent if m.type == "note_on"] == [64]
+    assert rig.server.counters.other_channel == 4 and rig.server.counters.notes_in == 1
+    rig.server.shutdown()
+    assert NoteRecorder.of(m for _, m in rig.ports.sent).sounding == set()
+
+
+def test_changing_the_input_channel_releases_what_the_player_held(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint, ECHO)
+    rig.press(2, 60)
+    assert rig.server.collector.held_pitches == [60]
+    rig.server.change(playing={"input_channel": 3})
+    assert rig.server.collector.held_pitches == []
+    rig.ports.play(mido.Message("note_off", note=60))  # on channel 1: no longer heard
+    rig.server.run_until(40)
+    # answered once, from where it was struck to where the channel changed
+    assert [(t, m.note) for t, m in rig.ports.sent if m.type == "note_on"] == [(18.0, 60)]
+    rig.server.shutdown()
+    assert NoteRecorder.of(m for _, m in rig.ports.sent).sounding == set()
