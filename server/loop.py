@@ -222,7 +222,7 @@ class Server:
         self.end_notes("shutdown")
         self.ports.close()
         self.live_ir.close()
-        if self.take is not None:
+        if self.take is not None and self.take.started:
             self.take.close()
             if self.take.last_save_ok:
                 log.info("take saved to %s: %s note-ons", self.take.path, self.take.notes)

@@ -163,14 +163,14 @@ class Take:
     def jump(self, now_steps: float) -> None:
         """The clock moved (or restarted): go on a whole number of bars after the last
         event, at the same position in the bar."""
-        if self._origin_ticks is None:
+        if not self.started:
             return
         now_ticks = round(now_steps * TICKS_PER_STEP) - self._origin_ticks
         behind = self._last_ticks - now_ticks
         self._offset_ticks = max(math.ceil(behind / TICKS_PER_BAR), 0) * TICKS_PER_BAR
 
     def _put(self, track: int, step: float, message: mido.BaseMessage) -> None:
-        if self._closed or self._origin_ticks is None:
+        if self._closed or not self.started:
             return
         tick = max(round(step * TICKS_PER_STEP) - self._origin_ticks + self._offset_ticks, 0)
         self._last_ticks = max(self._last_ticks, tick)
@@ -185,6 +185,10 @@ class Take:
             self._events.put(None)
             self._stop.set()
             self._writer.join()
+
+    @property
+    def started(self) -> bool:
+        return self._origin_ticks is not None
 
     # -- writer thread --------------------------------------------------------------------
     @property
