@@ -187,7 +187,11 @@ def _progress(items: list, unit: str):
 
 
 def _score_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("queries", type=Path, nargs="+", help="query MIDI files")
+    parser.add_argument("queries", type=Path, nargs="*", help="query MIDI files")
+    parser.add_argument("--take", type=Path, default=None, metavar="TAKE.mid",
+                        help="instead of rendering queries: score the live answers of a take "
+                             "recorded by serve --record against the bars they answered, per "
+                             "budget")
     parser.add_argument("--bits", default="0,16,32,64,128,256,512,1024,full",
                         help="budgets to score, comma-separated")
     parser.add_argument("--seeds", type=int, default=3, help="renderings per budget (averaged)")
@@ -205,11 +209,15 @@ def _score(args: argparse.Namespace) -> int:
     from qbdi.midifile import read_midi
     from qbdi.models.checkpoint import load_checkpoint
 
-    budgets = parse_budgets(args.bits)
-    base = settings_from_args(args, budgets[0])
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             check_writable(path, option)
+    if args.take is not None:
+        return _score_take(args)
+    if not args.queries:
+        raise QbdiError("give query MIDI files to score, or --take TAKE.mid")
+    budgets = parse_budgets(args.bits)
+    base = settings_from_args(args, budgets[0])
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model), base)
     rows = []
     for query in _progress(list(args.queries), "queries"):
@@ -228,6 +236,22 @@ def _score(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
     if args.plot:
         plot(rows, str(args.plot))
+    return 0
+
+
+def _score_take(args: argparse.Namespace) -> int:
+    """``qbdi score --take``: the live answers of a recorded take, per budget."""
+    import json
+
+    from qbdi.take_score import format_take_table, score_take
+
+    if args.queries or args.plot:
+        raise QbdiError("--take scores one take: give no query files and no --plot")
+    rows = score_take(args.take)
+    print(f"{args.take}: answers against the bars they answered (query mode)")
+    print(format_take_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
     return 0
 
 

@@ -7,6 +7,7 @@ a real ``qbdi serve`` process on JACK ports stopped by SIGTERM.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from qbdi.server.loop import Server
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
 from qbdi.server.take import TICKS_PER_STEP, Take
+from qbdi.take_score import score_take
 
 
 def read_take(path: Path) -> dict[str, list[tuple[float, mido.BaseMessage]]]:
@@ -315,3 +317,60 @@ def test_a_daws_restart_continues_the_take_in_a_later_bar_with_its_tempo(tiny_ch
     tempos = [round(mido.tempo2bpm(m.tempo)) for _, m in tracks["qbdi take"]
               if m.type == "set_tempo"]
     assert tempos[-1] == 250
+
+
+# -- scoring a take -----------------------------------------------------------------------
+
+def _scored_take(path: Path) -> None:
+    """Answers that copy the bar before them, except bar 2 (F# for E) and bar 4 (silent: it
+    counts); 256 bits from bar 1, full rate from bar 3, echo from bar 5 (not scored)."""
+    take = Take(path)
+    take.start(0.0, 120.0)
+    for step, text in ((16, "query, 256 bits"), (48, "query, full rate"), (80, "echo, 0 bits")):
+        take.marker(step, text)
+    for bar, (played, answered) in enumerate([(60, None), (64, 60), (67, 66), (60, 67),
+                                              (None, None)]):
+        for track, pitch in (("player", played), ("qbdi", answered)):
+            if pitch is not None:
+                take.note(track, bar * 16, mido.Message("note_on", note=pitch, velocity=90))
+                take.note(track, bar * 16 + 4, mido.Message("note_off", note=pitch))
+    take.close()
+
+
+def test_a_take_is_scored_per_budget_answer_against_the_bar_it_answered(tmp_path):
+    path = tmp_path / "take.mid"
+    _scored_take(path)
+    rows = score_take(path)
+    assert [(r.budget_bits, r.bars) for r in rows] == [(256, 2), ("full", 2)]
+    assert (rows[0].chroma_cosine, rows[0].onset_f1) == (0.5, 0.5)
+    assert (rows[1].chroma_cosine, rows[1].onset_f1) == (0.5, pytest.approx(2 / 3))
+
+
+def test_score_take_on_the_command_line(tmp_path):
+    path = tmp_path / "take.mid"
+    _scored_take(path)
+    out = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "-m", "qbdi.cli", "score", "--take", str(path),
+                             "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert " 256     2   0.500    0.500" in result.stdout
+    assert [row["budget_bits"] for row in json.loads(out.read_text())] == [256, "full"]
+    not_a_take = tmp_path / "plain.mid"
+    write_midi(not_a_take, [Track([Note(0, 60, 4, 90)], 0, "player"),
+                            Track([Note(16, 60, 20, 90)], 0, "qbdi")])
+    refused = subprocess.run([sys.executable, "-m", "qbdi.cli", "score", "--take",
+                              str(not_a_take)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no mode/budget markers" in refused.stderr
+
+
+def test_a_served_take_scores_its_query_bars(tiny_checkpoint, tmp_path):
+    take = Take(tmp_path / "take.mid")
+    rig = Rig(tiny_checkpoint, {**EXACT, "budget_bits": 64}, take=take)
+    for bar in range(3):  # velocities differ from the answers' (the bar before's), or a
+        # note played as the tiny model strikes the same pitch would be taken for its echo
+        rig.play(bar * 16 + 2, 60 + bar, bar * 16 + 6, velocity=90 + bar)
+    rig.server.run_until(64)
+    rig.server.shutdown()
+    rows = score_take(take.path)
+    assert [(row.budget_bits, row.bars) for row in rows] == [(64, 3)]
+    assert 0.0 <= rows[0].chroma_cosine <= 1.0 and 0.0 <= rows[0].onset_f1 <= 1.0
