@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from qbdi.bars import STEPS_PER_BAR, bars_to_notes
 from qbdi.errors import QbdiError
-from qbdi.improviser import Improviser
+from qbdi.improviser import Improviser, ImproviserSettings
 from qbdi.presets import (
     MAX_TEMPO_BPM,
     MIN_TEMPO_BPM,
@@ -146,7 +146,7 @@ class Server:
         self.feedback = feedback
         self.on_bar = on_bar
         self.take = take
-        self._marked: tuple[str, int | str] | None = None  # (mode, bits) of the last marker
+        self._marked: ImproviserSettings | None = None  # settings last marked in the take
         self._preset_loader = preset_loader
         self.close_ahead_steps = close_ahead_steps
         self.counters = Counters()
@@ -373,14 +373,18 @@ class Server:
         self.live_ir.feed(collected.index, collected.bar, answered)  # after: never delays it
 
     def _mark_settings(self, answer_step: float) -> None:
-        """A marker in the take where the answers' mode or budget changes."""
+        """In the take, where the answers' settings change: a marker when the mode or the
+        budget does (``query, 256 bits``), and a text event with every improviser setting
+        (seed, statistics, threshold...) so a take says how to reproduce it."""
         settings = self.state.improviser
-        marked = (settings.mode, settings.budget_bits)
-        if self.take is None or marked == self._marked:
+        if self.take is None or settings == self._marked:
             return
-        self._marked = marked
-        bits = "full rate" if settings.budget_bits == "full" else f"{settings.budget_bits} bits"
-        self.take.marker(answer_step, f"{settings.mode}, {bits}")
+        old, self._marked = self._marked, settings
+        if old is None or (old.mode, old.budget_bits) != (settings.mode, settings.budget_bits):
+            bits = ("full rate" if settings.budget_bits == "full"
+                    else f"{settings.budget_bits} bits")
+            self.take.marker(answer_step, f"{settings.mode}, {bits}")
+        self.take.text(answer_step, "improviser " + settings.model_dump_json())
 
     def _velocity(self) -> int:
         play = self.state.playing

@@ -2,8 +2,9 @@
 
 The file holds what happened on one timeline: track ``player`` has the notes played into
 the server (and the sustain pedal), track ``qbdi`` the messages the server sent, at the
-steps they were scheduled for, and the conductor track the tempo map and a marker wherever
-the mode or the bit budget changed. It opens in any DAW, and ``qbdi render --track player``
+steps they were scheduled for, and the conductor track the tempo map, a marker wherever
+the mode or the bit budget changed, and a text event with every improviser setting
+wherever one changed. It opens in any DAW, and ``qbdi render --track player``
 improvises on the player's part again offline, at other budgets.
 
 Guarantees:
@@ -159,6 +160,10 @@ class Take:
 
     def marker(self, step: float, text: str) -> None:
         self._put(0, step, mido.MetaMessage("marker", text=text))
+
+    def text(self, step: float, text: str) -> None:
+        """A text event on the conductor track (not shown as a marker by DAWs)."""
+        self._put(0, step, mido.MetaMessage("text", text=text))
 
     def jump(self, now_steps: float) -> None:
         """The clock moved (or restarted): go on a whole number of bars after the last

@@ -98,11 +98,19 @@ def test_the_take_marks_budget_and_mode_changes_and_follows_the_tempo(tiny_check
     rig.server.set_tempo(90.0)
     rig.server.change(improviser={"mode": "echo"})
     rig.server.run_until(52)
+    rig.server.change(improviser={"threshold": 0.6})  # no marker; the settings text says it
+    rig.server.run_until(68)
     rig.server.shutdown()
 
     conductor = read_take(take.path)["qbdi take"]
     markers = [(s, m.text) for s, m in conductor if m.type == "marker"]
     assert markers == [(16, "query, 256 bits"), (32, "query, 0 bits"), (48, "echo, 0 bits")]
+    texts = [(s, json.loads(m.text.removeprefix("improviser "))) for s, m in conductor
+             if m.type == "text"]
+    assert [(s, t["mode"], t["budget_bits"], t["threshold"]) for s, t in texts] == [
+        (16, "query", 256, 0.5), (32, "query", 0, 0.5), (48, "echo", 0, 0.5),
+        (64, "echo", 0, 0.6)]
+    assert texts[0][1]["stats"] == "corpus" and texts[0][1]["seed"] == 0
     tempos = [(s, round(mido.tempo2bpm(m.tempo), 3)) for s, m in conductor
               if m.type == "set_tempo"]
     assert tempos == [(0, 120.0), (36, 90.0)]
