@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -223,6 +225,16 @@ def jack_server() -> Iterator[subprocess.Popen | None]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def start_serve_jack(checkpoint, preset, *args: str) -> subprocess.Popen:
+    """``qbdi serve --backend jack`` on ``checkpoint`` and ``preset`` with OSC on any free
+    port, quiet, plus ``args``; stdout and stderr piped as unbuffered text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--model",
+         str(checkpoint), "--preset", str(preset), "--osc-port", "0", "--quiet", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def jack_backend() -> mido.Backend:

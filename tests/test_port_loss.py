@@ -9,17 +9,14 @@ A virtual port we create ourselves only goes with the backend: that still stops 
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import mido
 import pytest
 from pythonosc.osc_message import OscMessage
-from stress_rig import OscClient, jack_backend, jack_server, receive_matching
+from stress_rig import OscClient, jack_backend, jack_server, receive_matching, start_serve_jack
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
@@ -134,12 +131,8 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
         daw_in = rt.open_input("daw in", virtual=True, client_name="daw", callback=listen)
         daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
         feedback = Feedback()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--in",
-             "daw out", "--out", "daw in", "--model", str(tiny_checkpoint), "--preset",
-             str(preset), "--osc-port", "0", "--feedback", feedback.target, "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = start_serve_jack(tiny_checkpoint, preset, "--in", "daw out", "--out",
+                                   "daw in", "--feedback", feedback.target)
         try:
             line = process.stdout.readline()
             assert "ready" in line, process.stderr.read()

@@ -10,15 +10,12 @@ MIDI once a period).
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import mido
 import pytest
-from stress_rig import jack_backend, jack_server
+from stress_rig import jack_backend, jack_server, start_serve_jack
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
@@ -148,11 +145,7 @@ def test_a_signal_ends_every_note_within_10_ms(tiny_checkpoint, tmp_path, signum
     preset = tmp_path / "free.toml"
     preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "free"\nthreshold = 0.5\n')
     with jack_server():
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--model",
-             str(tiny_checkpoint), "--preset", str(preset), "--osc-port", "0", "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = start_serve_jack(tiny_checkpoint, preset)
         heard: list[tuple[float, mido.Message]] = []
         try:
             assert "ready" in process.stdout.readline(), process.stderr.read()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import mido
 import pytest
-from stress_rig import jack_backend, jack_server
+from stress_rig import jack_backend, jack_server, start_serve_jack
 from test_server_clocks import TICK_S
 from test_server_loop import ECHO, EXACT, Rig
 
@@ -212,12 +211,8 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
         daw_in = rt.open_input("daw in", virtual=True, client_name="daw",
                                callback=heard.append)
         daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--in",
-             "daw out", "--out", "daw in", "--model", str(tiny_checkpoint), "--preset",
-             str(preset), "--osc-port", "0", "--record", str(tmp_path), "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = start_serve_jack(tiny_checkpoint, preset, "--in", "daw out", "--out",
+                                   "daw in", "--record", str(tmp_path))
         try:
             line = process.stdout.readline()
             assert "ready" in line and "recording to" in line, process.stderr.read()
