@@ -16,7 +16,13 @@ import time
 import mido
 import pytest
 from pythonosc.osc_message import OscMessage
-from stress_rig import OscClient, jack_backend, jack_server, receive_matching, start_serve_jack
+from stress_rig import (
+    OscClient,
+    jack_backend,
+    jack_server,
+    receive_matching,
+    start_serve_jack,
+)
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
