@@ -227,6 +227,14 @@ def jack_server() -> Iterator[subprocess.Popen | None]:
         process.wait(timeout=10)
 
 
+def echo_preset(folder, tempo_bpm: float = 480.0):
+    """A preset file in ``folder`` that echoes the input at ``tempo_bpm`` (480: a bar is
+    half a second, so a routing test hears its notes back quickly)."""
+    preset = folder / "echo.toml"
+    preset.write_text(f'tempo_bpm = {tempo_bpm}\n[improviser]\nmode = "echo"\n')
+    return preset
+
+
 def start_serve_jack(checkpoint, preset, *args: str) -> subprocess.Popen:
     """``qbdi serve --backend jack`` on ``checkpoint`` and ``preset`` with OSC on any free
     port, quiet, plus ``args``; stdout and stderr piped as unbuffered text."""

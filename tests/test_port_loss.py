@@ -18,6 +18,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from stress_rig import (
     OscClient,
+    echo_preset,
     jack_backend,
     jack_server,
     receive_matching,
@@ -125,8 +126,7 @@ class Feedback:
 @pytest.mark.jack
 def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_checkpoint,
                                                                       tmp_path):
-    preset = tmp_path / "echo.toml"
-    preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "echo"\n')
+    preset = echo_preset(tmp_path)
     with jack_server():
         rt = jack_backend()
         heard: list[tuple[float, mido.Message]] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import mido
 import pytest
-from stress_rig import jack_backend, jack_server, start_serve_jack
+from stress_rig import echo_preset, jack_backend, jack_server, start_serve_jack
 from test_server_clocks import TICK_S
 from test_server_loop import ECHO, EXACT, Rig
 
@@ -203,8 +203,7 @@ def test_serve_refuses_a_record_path_it_would_overwrite(tmp_path):
 @pytest.mark.jack
 def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_checkpoint,
                                                                          tmp_path):
-    preset = tmp_path / "echo.toml"
-    preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "echo"\n')
+    preset = echo_preset(tmp_path)
     with jack_server():
         rt = jack_backend()
         heard: list[mido.Message] = []
