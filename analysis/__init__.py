@@ -6,7 +6,7 @@ OSC. The oracle reproduces vmo's (``vmo.find_threshold`` defaults) exactly, fast
 
 from qbdi.analysis.distances import cosine_distance, cosine_matrix, distance_matrix
 from qbdi.analysis.errors import AnalysisInputError
-from qbdi.analysis.features import chroma, chroma_per_bar, chroma_per_beat, chroma_per_step
+from qbdi.analysis.features import chroma
 from qbdi.analysis.incremental import IncrementalOracle, Step
 from qbdi.analysis.motifs import Motif, find_motifs
 from qbdi.analysis.oracle import Oracle, OracleBuilder, build_oracle, information_rate
@@ -27,9 +27,6 @@ __all__ = [
     "best_threshold",
     "build_oracle",
     "chroma",
-    "chroma_per_bar",
-    "chroma_per_beat",
-    "chroma_per_step",
     "cosine_distance",
     "cosine_matrix",
     "default_thresholds",

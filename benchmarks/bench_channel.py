@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qbdi.channel import allocate_bits, transmit
+from qbdi.channel import ChannelParams, allocate_bits, transmit
 
 DIM = 500
 BATCH_ROWS = 256
@@ -41,7 +41,8 @@ def main() -> None:
     z_e = rng.normal(size=(4096, DIM)).astype(np.float32)
     mu_e = np.zeros(DIM, dtype=np.float32)
     bits = allocate_bits(variances, 1024)
-    sample = median_ms(lambda: transmit(z_e, mu_e, variances, bits, rng), 20)
+    params = ChannelParams(mu_e, variances, bits)
+    sample = median_ms(lambda: transmit(z_e, params, rng), 20)
     print(f"{f'transmit 4096x{DIM} (B=1024)':<40} {sample:>10.3f}")
 
 

@@ -26,10 +26,12 @@ if __name__ == "__main__" and "QBDI_BENCH_THROUGHPUT" not in os.environ:
 import numpy as np  # noqa: E402
 
 from qbdi.bars import flatten_bars, notes_to_bars  # noqa: E402
-from qbdi.improviser import Improviser, ImproviserSettings  # noqa: E402
+from qbdi.improviser import Improviser  # noqa: E402
 from qbdi.midifile import read_midi  # noqa: E402
 from qbdi.models.checkpoint import load_checkpoint  # noqa: E402
 from qbdi.models.runtime import InferenceModel, logits_to_bars  # noqa: E402
+from qbdi.render import improvise  # noqa: E402
+from qbdi.settings import ImproviserSettings  # noqa: E402
 
 QUERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries"
 LONG_QUERY = QUERIES / "prokofiev-prksn2_4-six-eight.mid"  # 4 min 24 s, 249 frames
@@ -52,10 +54,11 @@ def bench_bar_latency(model: InferenceModel, bars: np.ndarray, repeats: int = 20
 
 
 def bench_step_latency(improviser: Improviser, bars: np.ndarray, repeats: int = 2000) -> dict:
+    settings = ImproviserSettings(budget_bits=256)
     samples = []
     for i in range(repeats):
         started = time.perf_counter()
-        improviser.step(bars[i % len(bars)])
+        improviser.step(bars[i % len(bars)], settings)
         samples.append(time.perf_counter() - started)
     return {"median_ms": percentile_ms(samples, 50), "p99_ms": percentile_ms(samples, 99)}
 
@@ -65,13 +68,13 @@ def bench_throughput(checkpoint, bars: np.ndarray, budget, n_bars: int = 16384) 
     of three runs after a warm-up run of the same size: steady state, once the allocator
     holds the batch's working set (the first run also pays for faulting it in)."""
     batch = bars[np.arange(n_bars) % len(bars)]
-    improviser = Improviser.from_checkpoint(
-        checkpoint, ImproviserSettings(stats="query", budget_bits=budget))
-    improviser.improvise(batch)  # warm up
+    improviser = Improviser.from_checkpoint(checkpoint)
+    settings = ImproviserSettings(stats="query", budget_bits=budget)
+    improvise(improviser, batch, settings)  # warm up
     best_s = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        improviser.improvise(batch)
+        improvise(improviser, batch, settings)
         best_s = min(best_s, time.perf_counter() - started)
     return n_bars / best_s
 
@@ -91,7 +94,7 @@ def main() -> None:
     checkpoint = load_checkpoint(args.model)
     bars = notes_to_bars(read_midi(LONG_QUERY).notes)
     model = InferenceModel.from_checkpoint(checkpoint)
-    improviser = Improviser.from_checkpoint(checkpoint, ImproviserSettings(budget_bits=256))
+    improviser = Improviser.from_checkpoint(checkpoint)
     results = {
         "model": checkpoint.path,
         "encode_decode_1thread": bench_bar_latency(model, bars),

@@ -37,11 +37,14 @@ from qbdi.bars import ARTICULATED, LOWEST_PITCH, notes_to_bars
 from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import default_checkpoint_path, load_checkpoint
-from qbdi.presets import LiveIrSettings, changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import InternalClock, ManualClock
+from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.live_ir import IrStream, LiveIr
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.manual import run_until
 from qbdi.server.ports import MemoryPorts
+from qbdi.server.session import Server
+from qbdi.settings import LiveIrSettings, changed
 
 QUERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries"
 
@@ -103,7 +106,7 @@ def timed_server(model: Path, enabled: bool, bars: np.ndarray) -> tuple[list, li
     state = changed(load_preset("default"), tempo_bpm=120.0,
                     improviser={"encoding": "mean", "stats": "corpus"},
                     live_ir={"enabled": enabled})
-    improviser = Improviser.from_checkpoint(load_checkpoint(model), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(model))
     server = Server(ports, clock, improviser, state, feedback=MemoryFeedback())
     times_s: list[float] = []
     answer = server._answer
@@ -118,13 +121,13 @@ def timed_server(model: Path, enabled: bool, bars: np.ndarray) -> tuple[list, li
     for index, bar in enumerate(bars):
         for step, column in zip(*np.nonzero(bar[:, ARTICULATED, :]), strict=True):
             at, pitch = index * 16 + int(step), int(column) + LOWEST_PITCH
-            server.run_until(at)
+            run_until(server.loop, at)
             ports.play(mido.Message("note_on", note=pitch, velocity=80))
             server.step()
-            server.run_until(at + 0.5)
+            run_until(server.loop, at + 0.5)
             ports.play(mido.Message("note_off", note=pitch, velocity=0))
             server.step()
-    server.run_until((len(bars) + 2) * 16)
+    run_until(server.loop, (len(bars) + 2) * 16)
     server.live_ir.wait_idle(60.0)
     server.shutdown()
     return [(t, m.hex()) for t, m in ports.sent], times_s
@@ -148,7 +151,7 @@ def realtime_lateness(model: Path, window_bars: int | None, n_bars: int,
     live_ir = {"enabled": window_bars is not None, "window_bars": window_bars or 256}
     state = changed(load_preset("default"), tempo_bpm=tempo_bpm,
                     improviser={"mode": "free"}, live_ir=live_ir)
-    improviser = Improviser.from_checkpoint(load_checkpoint(model), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(model))
     server = Server(ports, clock, improviser, state, feedback=MemoryFeedback())
     for i in range(window_bars or 0):  # a full window: the costliest steady state
         server.live_ir.feed(i - window_bars, bars[i % len(bars)], bars[(i + 7) % len(bars)])
@@ -163,7 +166,7 @@ def realtime_lateness(model: Path, window_bars: int | None, n_bars: int,
     step_s = 60.0 / tempo_bpm / 4
     late = [(t - math.floor(t + 1e-9)) * step_s for t, m in ports.sent
             if m.type == "note_on" and m.velocity > 0]
-    return late, server.counters.overruns
+    return late, server.loop.counters.overruns
 
 
 def bench_realtime(model: Path, n_bars: int, bars: np.ndarray) -> list[tuple[str, str]]:

@@ -73,14 +73,14 @@ def bench_compute(model: Path, n_bars: int) -> dict[str, float]:
     from qbdi.models.checkpoint import load_checkpoint
 
     settings = load_preset("default").improviser
-    improviser = Improviser.from_checkpoint(load_checkpoint(model), settings)
+    improviser = Improviser.from_checkpoint(load_checkpoint(model))
     bars = query_bars()
     for bar in bars[:50]:
-        improviser.step(bar)  # warm caches
+        improviser.step(bar, settings)  # warm caches
     times_s = []
     for i in range(n_bars):
         started_s = time.perf_counter()
-        improviser.step(bars[i % len(bars)])
+        improviser.step(bars[i % len(bars)], settings)
         times_s.append(time.perf_counter() - started_s)
     ms = np.array(times_s) * 1e3
     return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),

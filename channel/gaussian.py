@@ -12,64 +12,55 @@ scaled by the standard deviation (the reference notebook scaled it by the varian
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
 
 import numpy as np
 
-from qbdi.channel.normals import standard_normals
 
-FULL_RATE: Final = None
-"""Pass as ``bits`` (or as a budget) for no rate limit: the channel returns ``z_e`` itself."""
+@dataclass(frozen=True, slots=True)
+class ChannelParams:
+    """What the channel needs besides ``z_e``: per latent dimension the source mean
+    ``mu_e`` and variance ``sigma2_e``, each ``(d,)``, and the bits, ``(d,)`` for every bar
+    alike or ``(n, d)`` one row per bar (non-negative integers)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+    bits: np.ndarray
+
+    @property
+    def dims_with_bits(self) -> np.ndarray:
+        """Dimensions given at least one bit: a number, or one per row of ``bits``."""
+        return np.count_nonzero(self.bits, axis=-1)
 
 
-def transmit(
-    z_e: np.ndarray,
-    mu_e: np.ndarray,
-    sigma2_e: np.ndarray,
-    bits: np.ndarray | None,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Draw ``z_d`` from the test channel, float32 of the shape of ``z_e``.
-
-    ``z_e`` is ``(n, d)`` or ``(d,)``; ``mu_e``, ``sigma2_e`` and ``bits`` are ``(d,)`` or of
-    ``z_e``'s shape (any shape that broadcasts to it). ``bits`` are non-negative integers,
-    or :data:`FULL_RATE` for a float32 copy of ``z_e`` that draws nothing from ``rng``.
+def transmit(z_e: np.ndarray, params: ChannelParams, rng: np.random.Generator) -> np.ndarray:
+    """Draw ``z_d`` from the test channel, float32 of the shape of ``z_e`` (``(n, d)`` or
+    ``(d,)``; the parameters must broadcast to it).
 
     Guarantees: where ``bits == 0`` the output is ``mu_e`` exactly (as float32); as bits
     grow it tends to ``z_e`` (it differs by about ``2^-R (sqrt(sigma2_e) + |mu_e - z_e|)``);
-    exactly ``z_e.size`` normals are drawn from ``rng`` (:func:`standard_normals`) whatever
-    the bits, so the same seed gives the same output, and at two budgets a dimension of a
-    bar gets the same draw.
+    exactly ``z_e.size`` normals are drawn from ``rng`` whatever the bits, so the same seed
+    gives the same output, and at two budgets a dimension of a bar gets the same draw.
 
     Raises ValueError for negative or non-integer bits, a negative or non-finite
-    ``sigma2_e``, or shapes that do not broadcast to ``z_e``'s.
+    ``sigma2_e``, or parameters that do not broadcast to ``z_e``'s shape.
     """
     z = np.asarray(z_e, dtype=np.float32)
-    if bits is FULL_RATE:
-        return z.copy()
-    b = _checked_bits(bits)
-    sigma2 = np.asarray(sigma2_e, dtype=np.float64)
+    bits = _checked_bits(params.bits)
+    sigma2 = np.asarray(params.variance, dtype=np.float64)
     if not np.all(np.isfinite(sigma2)) or np.any(sigma2 < 0):
         raise ValueError("sigma2_e must be finite and >= 0")
-    mu = np.asarray(mu_e, dtype=np.float32)
-    shape = np.broadcast_shapes(z.shape, mu.shape, sigma2.shape, b.shape)
+    mu = np.asarray(params.mean, dtype=np.float32)
+    shape = np.broadcast_shapes(z.shape, mu.shape, sigma2.shape, bits.shape)
     if shape != z.shape:
-        raise ValueError(
-            f"mu_e {mu.shape}, sigma2_e {sigma2.shape} and bits {b.shape} "
-            f"must broadcast to z_e's shape {z.shape}"
-        )
-    shrink64 = np.exp2(-2.0 * b)  # a = 2^(-2R); underflows to 0 for huge R, never NaN
+        raise ValueError(f"mu_e {mu.shape}, sigma2_e {sigma2.shape} and bits {bits.shape} "
+                         f"must broadcast to z_e's shape {z.shape}")
+    shrink64 = np.exp2(-2.0 * bits)  # a = 2^(-2R); underflows to 0 for huge R, never NaN
     std = np.sqrt(shrink64 * (1.0 - shrink64) * sigma2).astype(np.float32)
     shrink = shrink64.astype(np.float32)
+    eps = rng.standard_normal(z.shape, dtype=np.float32)
     # (1 - a) z + a mu rather than z + a (mu - z): exactly mu at a = 1, exactly z at a = 0.
-    # In place, in that order: a long rendering's (n, d) temporaries cost more than the
-    # arithmetic, and the result is bit-identical to ``(1 - a) z + a mu + std eps``.
-    eps = standard_normals(rng, z.shape)
-    eps *= std
-    z_d = (1.0 - shrink) * z
-    z_d += shrink * mu
-    z_d += eps
-    return z_d
+    return (1.0 - shrink) * z + shrink * mu + std * eps
 
 
 def _checked_bits(bits: np.ndarray) -> np.ndarray:

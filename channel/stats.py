@@ -301,20 +301,10 @@ class WindowStats:
 
     def current(self) -> LatentStats:
         """The statistics now, by the scheme in the class docstring."""
-        w, k, seed = self._seed_weight_bars, self._count, self._seed
-        total = w + k
-        if k == 0:
-            return seed
-        offset = self._mean - seed.mean
-        m2 = w * seed.source_var + np.maximum(self._m2, 0.0) + (w * k / total) * offset**2
-        posterior = None
-        if self._has_pv[:k].all():  # the held bars are the ring's first k rows
-            # the sliding sum of exp(logvar) can round a hair below zero: clip
-            posterior = np.maximum((w * seed.posterior_var + self._sum_pv) / total, 0.0)
-        # Fresh float64 arrays from validated pushes and a validated seed: finite, and the
-        # variances >= 0 (m2 is clipped above), so they are wrapped without a second check.
-        return LatentStats._trusted(mean=seed.mean + (k / total) * offset,
-                                    source_var=m2 / total, posterior_var=posterior)
+        k = self._count
+        posterior_sum = self._sum_pv if self._has_pv[:k].all() else None  # ring's first k
+        return _pooled(self._seed, self._seed_weight_bars, k, self._mean, self._m2,
+                       posterior_sum)
 
     def _resum(self) -> None:
         held = self._z[: self._count]
@@ -332,3 +322,58 @@ def _exp_logvar(logvar: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(variance)):
         raise ValueError(f"exp(logvar) overflows: logvar up to {logvar.max()}")
     return variance
+
+
+class RunningStats:
+    """Latent statistics over every bar pushed since the last reset, seeded as
+    :class:`WindowStats` is: the live counterpart of a whole query's statistics, since live
+    the query so far is all there is. With ``seed_weight_bars = 0`` :meth:`current` equals
+    ``LatentStats.from_latents`` of the bars pushed. O(d) a bar, constant memory."""
+
+    def __init__(self, seed: LatentStats, seed_weight_bars: float = 4.0) -> None:
+        if not np.isfinite(seed_weight_bars) or seed_weight_bars < 0:
+            raise ValueError(f"seed_weight_bars must be finite and >= 0, got {seed_weight_bars}")
+        self._seed = seed
+        self._seed_weight_bars = float(seed_weight_bars)
+        self._moments: Moments | None = None
+
+    def reset(self) -> None:
+        self._moments = None
+
+    def push(self, z_e_row: np.ndarray, logvar_row: np.ndarray | None) -> None:
+        """Add one bar (``(d,)`` each; ``logvar_row`` None when nothing needs it). Raises
+        ValueError for a wrong shape or non-finite values, keeping the bars so far."""
+        d = self._seed.dim
+        if np.shape(z_e_row) != (d,):
+            raise ValueError(f"rows must be ({d},), got z_e {np.shape(z_e_row)}")
+        bar = Moments.of(np.asarray(z_e_row, dtype=np.float64)[None],
+                         None if logvar_row is None else np.asarray(logvar_row)[None])
+        self._moments = bar if self._moments is None else self._moments + bar
+
+    def current(self) -> LatentStats:
+        m = self._moments
+        if m is None:
+            return self._seed
+        return _pooled(self._seed, self._seed_weight_bars, m.count, m.mean, m.m2,
+                       m.posterior_sum)
+
+
+def _pooled(seed: LatentStats, seed_weight_bars: float, count: int, mean: np.ndarray,
+            m2: np.ndarray, posterior_sum: np.ndarray | None) -> LatentStats:
+    """The seed as ``seed_weight_bars`` pseudo-bars pooled with ``count`` bars of the given
+    mean, sum of squared deviations and sum of ``exp(logvar)`` (None: not known), by the
+    scheme of :class:`WindowStats`."""
+    w, k = seed_weight_bars, count
+    if k == 0:
+        return seed
+    total = w + k
+    offset = mean - seed.mean
+    pooled_m2 = w * seed.source_var + np.maximum(m2, 0.0) + (w * k / total) * offset**2
+    posterior = None
+    if posterior_sum is not None:
+        # a sliding sum of exp(logvar) can round a hair below zero: clip
+        posterior = np.maximum((w * seed.posterior_var + posterior_sum) / total, 0.0)
+    # Fresh float64 arrays from validated pushes and a validated seed: finite, and the
+    # variances >= 0 (m2 is clipped above), so they are wrapped without a second check.
+    return LatentStats._trusted(mean=seed.mean + (k / total) * offset,
+                                source_var=pooled_m2 / total, posterior_var=posterior)

@@ -2,11 +2,13 @@
 
 The paper's greedy gives one bit at a time to the dimension of largest current variance and
 divides that variance by 4 (one bit lowers a Gaussian's distortion by a factor 2^-2). Its
-result is the top ``budget_bits`` values of the multiset ``{v_i / 4^k : k >= 0}``, so it is
-computed here without the loop: write ``v_i = phase_i * 4^level_i`` exactly (``phase_i`` in
-[0.5, 2), from the float's own mantissa and exponent), find the lowest level that the budget
-reaches in closed form, give every dimension all the levels above it, and hand the remaining
-bits at that one level to the largest phases, lowest index first on ties.
+result is the top ``budget_bits`` values of the multiset ``{v_i / 4^k : k >= 0}``. A loop of
+``budget_bits`` steps would cost the live bar more than the rest of its answer, so the top
+values are found at once: write ``v_i = phase_i * 4^level_i`` exactly (``phase_i`` in
+[0.5, 2), from the float's own mantissa and exponent); a candidate ``v_i / 4^k`` then sits at
+level ``level_i - k`` with phase ``phase_i``. Find the lowest level the budget reaches (the
+water level), give every dimension all its candidates above it, and hand the bits left at
+that level to the largest phases, lowest index first on ties.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ import numbers
 
 import numpy as np
 
-MAX_BUDGET_BITS = 2**31 - 1
-"""The largest budget accepted; far above any use (the paper's figures use 256 and 512)."""
+from qbdi.settings import MAX_BUDGET_BITS
 
 
 def allocate_bits(variances: np.ndarray, budget_bits: int) -> np.ndarray:
     """Bits per dimension by reverse water-filling, as int64 of the same shape as ``variances``.
 
-    ``variances`` is ``(d,)`` or a batch ``(n, d)``; each row is allocated independently with
-    the same ``budget_bits``, so the batch equals the rows done one by one.
+    ``variances`` is ``(d,)`` or a batch ``(n, d)``; each row is allocated on its own with the
+    same ``budget_bits``.
 
     Guarantees, per row:
 
@@ -39,17 +40,44 @@ def allocate_bits(variances: np.ndarray, budget_bits: int) -> np.ndarray:
     """
     _check_budget(budget_bits)
     v = _checked_variances(variances)
-    if v.ndim == 1 or len(v) == 1:  # the live path: one row, every bar
-        return _allocate_row(v.reshape(-1), int(budget_bits)).reshape(v.shape)
-    return _allocate_rows(v, int(budget_bits))
+    if v.ndim == 2:
+        return np.stack([_allocate_row(row, int(budget_bits)) for row in v]).reshape(v.shape)
+    return _allocate_row(v, int(budget_bits))
+
+
+def _allocate_row(v: np.ndarray, budget_bits: int) -> np.ndarray:
+    bits = np.zeros(v.shape[0], dtype=np.int64)
+    positive = np.flatnonzero(v)
+    if budget_bits == 0 or positive.size == 0:
+        return bits
+    mantissa, exponent = np.frexp(v[positive])  # v = mantissa * 2^exponent, exactly
+    level = exponent.astype(np.int64) >> 1  # floor(exponent / 2)
+    phase = np.ldexp(mantissa, exponent - 2 * level)  # v = phase * 4^level, exactly
+    water = _water_level(level, budget_bits)
+    got = np.maximum(level - water, 0)  # every candidate above the water level
+    at_water = np.flatnonzero(level >= water)  # in index order, so ties go to the lowest
+    chosen = at_water[np.argsort(-phase[at_water], kind="stable")[: budget_bits - got.sum()]]
+    got[chosen] += 1
+    bits[positive] = got
+    return bits
+
+
+def _water_level(level: np.ndarray, budget_bits: int) -> int:
+    """The largest level L whose candidates at levels >= L number at least ``budget_bits``.
+
+    That count is ``N(L) = sum_i max(0, level_i - L + 1)``, which equals the largest over j of
+    ``S_j - j (L - 1)``, ``S_j`` the sum of the j highest levels (all its terms are positive
+    for the right j; dropping or adding terms only lowers the sum). So ``N(L) >= budget``
+    exactly when ``L <= floor((S_j - budget) / j) + 1`` for some j: L is the largest bound.
+    """
+    sums = np.cumsum(np.sort(level)[::-1])  # S_j for j = 1..d
+    return int(((sums - budget_bits) // np.arange(1, len(sums) + 1) + 1).max())
 
 
 def _check_budget(budget_bits: object) -> None:
     if isinstance(budget_bits, bool) or not isinstance(budget_bits, numbers.Integral):
-        raise ValueError(
-            f"budget_bits must be a non-negative int, got {budget_bits!r} "
-            f"({type(budget_bits).__name__}); for no rate limit pass FULL_RATE to transmit"
-        )
+        raise ValueError(f"budget_bits must be a non-negative int, got {budget_bits!r} "
+                         f"({type(budget_bits).__name__})")
     if not 0 <= budget_bits <= MAX_BUDGET_BITS:
         raise ValueError(f"budget_bits must be in [0, {MAX_BUDGET_BITS}], got {budget_bits}")
 
@@ -63,73 +91,3 @@ def _checked_variances(variances: np.ndarray) -> np.ndarray:
     if np.any(v < 0):
         raise ValueError(f"variances must be >= 0, found minimum {v.min()}")
     return v
-
-
-def _allocate_rows(v: np.ndarray, budget_bits: int) -> np.ndarray:
-    """Water-filling of each row of ``v`` (n, d), already validated."""
-    n, d = v.shape
-    positive = v > 0  # (n, d)
-    live = positive.any(axis=1)  # (n,) rows that can take bits
-    if budget_bits == 0 or d == 0 or not live.any():
-        return np.zeros((n, d), dtype=np.int64)
-
-    mantissa, exponent = np.frexp(v)  # v = mantissa * 2^exponent, mantissa in [0.5, 1)
-    level = exponent.astype(np.int64) >> 1  # floor(exponent / 2)
-    phase = np.ldexp(mantissa, exponent - 2 * level)  # exact; v = phase * 4^level
-    # Candidate v_i / 4^k sits at level level_i - k with phase phase_i: levels order the
-    # candidates, phases order them within a level. Zero variances get a level far below
-    # any the budget can reach, so they hold no candidates.
-    level[~positive] = _NO_LEVEL
-
-    base_level = _base_level(level, positive.sum(axis=1), budget_bits)  # (n,)
-    base_level = np.where(live, base_level, 0)[:, None]  # (n, 1)
-    bits = np.where(positive, np.maximum(level - base_level, 0), 0)  # all above the base level
-    remaining = budget_bits - bits.sum(axis=1)  # (n,) bits to give at the base level
-    at_base = positive & (level >= base_level)
-    # Largest phase first; a stable sort keeps the lowest index first among equal phases.
-    order = np.argsort(np.where(at_base, -phase, np.inf), axis=1, kind="stable")
-    rank = np.empty_like(order)  # rank[i] = place of dimension i in that order
-    rank[np.arange(n)[:, None], order] = np.arange(d)
-    bits += (rank < remaining[:, None]) & live[:, None]
-    return bits
-
-
-_NO_LEVEL = -(2**40)
-
-
-def _allocate_row(v: np.ndarray, budget_bits: int) -> np.ndarray:
-    """:func:`_allocate_rows` of one row ``(d,)``, already validated, in a third less time:
-    the positive dimensions alone are leveled (so no level stands for "none"), and only
-    those at the base level are ranked by phase."""
-    bits = np.zeros(v.shape[0], dtype=np.int64)
-    positive = np.flatnonzero(v)
-    if budget_bits == 0 or positive.size == 0:
-        return bits
-    mantissa, exponent = np.frexp(v[positive])
-    level = exponent.astype(np.int64) >> 1
-    phase = np.ldexp(mantissa, exponent - 2 * level)
-    sums = np.cumsum(np.sort(level)[::-1])  # see _base_level: every j counts positives
-    base_level = ((sums - budget_bits) // np.arange(1, len(sums) + 1) + 1).max()
-    got = np.maximum(level - base_level, 0)
-    at_base = np.flatnonzero(level >= base_level)  # in index order: stable ties go lowest
-    chosen = at_base[np.argsort(-phase[at_base], kind="stable")[: budget_bits - got.sum()]]
-    got[chosen] += 1
-    bits[positive] = got
-    return bits
-
-
-def _base_level(level: np.ndarray, n_positive: np.ndarray, budget_bits: int) -> np.ndarray:
-    """Per row, the largest level L whose candidates at levels >= L number >= budget_bits.
-
-    That count is ``N(L) = sum_i max(0, level_i - L + 1)``, which equals the largest over j of
-    ``S_j - j (L - 1)``, ``S_j`` the sum of the j highest levels (all terms positive for the
-    right j, and dropping or adding terms only lowers the sum). So ``N(L) >= budget`` iff
-    ``L <= floor((S_j - budget) / j) + 1`` for some j, and L is the largest of these bounds.
-    Rows without positive variance give a meaningless value.
-    """
-    highest_first = np.sort(level, axis=1)[:, ::-1]  # (n, d)
-    sums = np.cumsum(highest_first, axis=1)  # S_j for j = 1..d
-    j = np.arange(1, level.shape[1] + 1)
-    bounds = (sums - budget_bits) // j + 1
-    bounds = np.where(j[None, :] <= n_positive[:, None], bounds, _NO_LEVEL)
-    return bounds.max(axis=1)

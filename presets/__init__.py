@@ -1,11 +1,11 @@
-"""Presets: the server's whole live state as one strict, validated model, saved as TOML.
+"""Presets: the server's whole live state (:class:`qbdi.settings.Preset`) saved as TOML files.
 
 A preset file in this folder (``presets/NAME.toml``) or anywhere (a path) holds::
 
     description = "what it is for"
     tempo_bpm = 120.0
 
-    [improviser]      # qbdi.improviser.ImproviserSettings, unchanged
+    [improviser]      # qbdi.settings.ImproviserSettings
     mode = "query"
     budget_bits = 256
 
@@ -25,17 +25,15 @@ Guarantees:
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from qbdi.errors import PresetError
-from qbdi.improviser import ImproviserSettings
+from qbdi.settings import Preset, describe_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,99 +42,6 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport when 
         import tomli as tomllib
     except ImportError:
         tomllib = None
-
-MIN_TEMPO_BPM = 20.0
-MAX_TEMPO_BPM = 960.0
-
-
-class PlaySettings(BaseModel):
-    """What the server listens to and how it plays answers: input channel, velocity, silence
-    policy, output channel."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    velocity: Literal["follow", "fixed"] = Field(
-        "follow", description="follow: each answer takes the mean velocity of the notes the "
-        "player struck in the bar it answers; fixed: always fixed_velocity")
-    fixed_velocity: int = Field(80, ge=1, le=127)
-    silence: Literal["silent", "repeat"] = Field(
-        "silent", description="query mode, a bar with no input: stay silent, or keep the "
-        "texture by answering the last non-empty bar again")
-    midi_channel: int = Field(1, ge=1, le=16, description="output channel, 1-16")
-    input_channel: Annotated[int, Field(ge=1, le=16)] | Literal["all"] = Field(
-        "all", description="take notes from this input channel alone, 1-16 (say when a DAW "
-        "sends other tracks or a drum part to qbdi in), or from all")
-
-
-class LiveIrSettings(BaseModel):
-    """The live information-rate feed (:mod:`qbdi.server.live_ir`): off unless enabled."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    enabled: bool = Field(False, description="send /qbdi/ir/in, /qbdi/ir/out and /qbdi/motif")
-    threshold: float = Field(
-        0.68, gt=0.0, le=3.0, description="Tonnetz distance below which two chroma frames "
-        "count as the same symbol (3 is the largest possible distance); default: the median "
-        "best threshold of the shipped query files")
-    frames_per_bar: Literal[1, 4] = Field(4, description="chroma frames per bar: 4 (beats) "
-                                                         "or 1 (bars)")
-    window_bars: int = Field(256, ge=8, le=4096, description="bars each oracle holds; "
-                             "when full, one built over its last half takes over")
-
-
-class Preset(BaseModel):
-    """The live state of the server; every field has bounds and units in its name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    description: str = ""
-    tempo_bpm: float = Field(120.0, ge=MIN_TEMPO_BPM, le=MAX_TEMPO_BPM,
-                             description="internal clock tempo (ignored when following "
-                                         "MIDI clock)")
-    improviser: ImproviserSettings = Field(
-        default_factory=lambda: ImproviserSettings(stats="window"))
-    playing: PlaySettings = Field(default_factory=PlaySettings)
-    live_ir: LiveIrSettings = Field(default_factory=LiveIrSettings)
-
-    @field_validator("tempo_bpm", mode="before")
-    @classmethod
-    def _finite_tempo(cls, value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"tempo_bpm must be finite, got {value}")
-        return value
-
-    @field_validator("improviser", mode="before")
-    @classmethod
-    def _check_budget(cls, value: Any) -> Any:
-        # ImproviserSettings checks budget_bits >= 0 in its __init__, which nested validation
-        # bypasses; check it here so a preset cannot carry a negative budget.
-        if isinstance(value, dict):
-            bits = value.get("budget_bits")
-            if isinstance(bits, int) and not isinstance(bits, bool) and bits < 0:
-                raise ValueError(f"budget_bits must be >= 0 or 'full', got {bits}")
-        return value
-
-
-def changed(preset: Preset, **updates: Any) -> Preset:
-    """A new validated preset with ``updates`` applied; nested tables merge key by key.
-
-    ``changed(p, tempo_bpm=90.0, improviser={"budget_bits": 64})`` keeps every other field.
-    Raises ``ValueError`` (pydantic's ``ValidationError`` is one) and leaves ``preset``
-    untouched when a value is refused.
-    """
-    data = preset.model_dump()
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return Preset.model_validate(data)
-
-
-def describe_error(err: ValidationError) -> str:
-    """One line per refused field: ``improviser.budget_bits: Input should be ...``."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'preset'}: {e['msg']}"
-                     for e in err.errors())
 
 
 def preset_dir() -> Path:

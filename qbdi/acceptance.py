@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from qbdi.bars import chroma_per_bar, notes_to_bars
-from qbdi.improviser import Improviser, ImproviserSettings
+from qbdi.improviser import Improviser
 from qbdi.midifile import Score
+from qbdi.render import improvise
 from qbdi.scoring import agreement
+from qbdi.settings import ImproviserSettings
 
 DEFAULT_BUDGETS: tuple[int | str, ...] = (0, 16, 32, 64, 128, 256, 512, 1024, "full")
 
@@ -78,9 +80,8 @@ def score_budgets(name: str, score: Score, improviser: Improviser,
     for budget in budgets:
         chroma, onset, distinct, centre = [], [], [], []
         for seed in range(seeds):
-            improviser.reset(base.model_copy(update={"budget_bits": budget,
-                                                     "seed": base.seed + seed}))
-            output, _ = improviser.improvise(query_bars)
+            settings = base.model_copy(update={"budget_bits": budget, "seed": base.seed + seed})
+            output = improvise(improviser, query_bars, settings).bars
             result = agreement(output, query_bars)
             chroma.append(result.chroma_cosine)
             onset.append(result.onset_f1)

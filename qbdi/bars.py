@@ -68,24 +68,36 @@ def n_bars_for(notes: Iterable[Note]) -> int:
     return -(-last_step // STEPS_PER_BAR)
 
 
-def notes_to_bars(notes: Sequence[Note], n_bars: int | None = None) -> np.ndarray:
-    """Encode notes as a ``(n_bars, 16, 2, 78)`` bool array.
+def notes_to_bars(notes: Sequence[Note], n_bars: int | None = None,
+                  first_step: int = 0) -> np.ndarray:
+    """Encode notes as a ``(n_bars, 16, 2, 78)`` bool array whose first bar starts at
+    ``first_step``.
 
-    Pitches are folded into range; a note shorter than one step counts as one step. Notes
-    ending after ``n_bars`` are cut at the end; notes starting after it are left out.
+    Pitches are folded into range; a note shorter than one step counts as one step. A note
+    begun before ``first_step`` and still held is sounding but not articulated (held over
+    the barline). Notes ending after the last bar are cut there; notes starting after it
+    are left out.
     """
     if n_bars is None:
         n_bars = n_bars_for(notes)
     n_steps = n_bars * STEPS_PER_BAR
     grid = np.zeros((n_steps, 2, N_PITCHES), dtype=bool)
     for note in notes:
-        if note.start_step >= n_steps or note.start_step < 0:
+        start = note.start_step - first_step
+        end = max(note.end_step, note.start_step + 1) - first_step
+        if start >= n_steps or end <= 0:
             continue
         column = fold_pitch(note.pitch) - LOWEST_PITCH
-        end_step = min(max(note.end_step, note.start_step + 1), n_steps)
-        grid[note.start_step : end_step, SOUNDING, column] = True
-        grid[note.start_step, ARTICULATED, column] = True
+        grid[max(start, 0) : min(end, n_steps), SOUNDING, column] = True
+        if start >= 0:
+            grid[start, ARTICULATED, column] = True
     return grid.reshape(n_bars, *BAR_SHAPE)
+
+
+def mean_velocity(velocities: Sequence[int]) -> int | None:
+    """The velocity an answer takes from the notes struck in the bar it answers: their
+    mean, rounded half to even; None when none was struck (each caller says what then)."""
+    return round(sum(velocities) / len(velocities)) if velocities else None
 
 
 def bars_to_notes(
@@ -140,13 +152,21 @@ def unflatten_bars(flat: np.ndarray) -> np.ndarray:
     return np.asarray(flat).reshape(len(flat), *BAR_SHAPE)
 
 
-def chroma_per_bar(bars: np.ndarray) -> np.ndarray:
-    """Duration-weighted pitch-class profile of each bar, ``(n, 12)`` float32.
+_PITCH_TO_CLASS = np.eye(12)[(np.arange(N_PITCHES) + LOWEST_PITCH) % 12]  # (78, 12) one-hot
 
-    Each sounding step of a pitch adds one to its pitch class. Silent bars give zeros.
-    """
-    sounding = np.asarray(bars, dtype=np.float32)[:, :, SOUNDING, :].sum(axis=1)  # (n, 78)
-    chroma = np.zeros((len(sounding), 12), dtype=np.float32)
-    pitch_class = (np.arange(N_PITCHES) + LOWEST_PITCH) % 12
-    np.add.at(chroma.T, pitch_class, sounding.T)
-    return chroma
+
+def chroma(bars: np.ndarray, frames_per_bar: int = 1) -> np.ndarray:
+    """Duration-weighted pitch-class profiles, ``(n_bars * frames_per_bar, 12)`` float64.
+
+    Each sounding step of a pitch adds one to its pitch class in the frame that holds the
+    step; ``frames_per_bar`` divides the 16 steps (16 steps, 4 beats, 1 bar). Silent frames
+    give zeros."""
+    sounding = np.asarray(bars, dtype=bool)[:, :, SOUNDING, :].reshape(-1, N_PITCHES)
+    steps = sounding.astype(np.float64) @ _PITCH_TO_CLASS  # (n_steps, 12)
+    return steps.reshape(-1, STEPS_PER_BAR // frames_per_bar, 12).sum(axis=1)
+
+
+def chroma_per_bar(bars: np.ndarray) -> np.ndarray:
+    """The pitch-class profile of each bar, ``(n_bars, 12)``: :func:`chroma` of one frame a
+    bar."""
+    return chroma(bars, 1)

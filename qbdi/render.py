@@ -7,17 +7,110 @@ velocity per bar follows the mean velocity of the query's notes starting in that
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qbdi.bars import STEPS_PER_BAR, Note, bars_to_notes, notes_to_bars
-from qbdi.improviser import Improviser
+from qbdi.bars import (
+    BAR_SHAPE,
+    BAR_SIZE,
+    STEPS_PER_BAR,
+    Note,
+    bars_to_notes,
+    mean_velocity,
+    notes_to_bars,
+)
+from qbdi.channel import LatentStats, transmit
+from qbdi.improviser import Improviser, channel_params_for, decode, prior_latents
 from qbdi.midifile import Score, Track, write_midi
+from qbdi.models.runtime import CHUNK_BARS, encode_bars
+from qbdi.settings import ImproviserSettings
 
 DEFAULT_VELOCITY = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """The answers to a run of bars: ``bars`` ``(n, 16, 2, 78)`` bool; ``bits`` per latent
+    dimension, ``(n, latent)`` or ``(1, latent)`` when every bar got the same (None without a
+    channel); ``z_d`` ``(n, latent)`` (None in echo and mute modes); compute time per bar."""
+
+    bars: np.ndarray
+    bits: np.ndarray | None
+    z_d: np.ndarray | None
+    compute_s_per_bar: float
+
+    def mean_dims_with_bits(self) -> float:
+        """Latent dimensions given at least one bit, averaged over the bars (0 without a
+        channel, or for no bars)."""
+        if self.bits is None or len(self.bars) == 0:
+            return 0.0
+        return float(np.count_nonzero(self.bits, axis=1).mean())
+
+
+def improvise(improviser: Improviser, bars: np.ndarray, settings: ImproviserSettings,
+              on_progress: Callable[[int], None] | None = None) -> Answers:
+    """Answer every bar of ``(n, 16, 2, 78)``; bar i of the output answers bar i.
+
+    The random stream starts from the seed, so the same settings give the same output.
+    ``window`` statistics are those of the live server, so those bars are answered one by
+    one as live; otherwise the stages run over the whole query at once (``query``
+    statistics are then the whole query's). ``on_progress(k)`` is called as bars are
+    finished, with counts that add up to ``n``.
+    """
+    started_s = time.perf_counter()
+    improviser.restart(settings)
+    bars = np.asarray(bars, dtype=bool)
+    if settings.mode == "query" and settings.stats == "window":
+        return _stepped(improviser, bars, settings, on_progress)
+    if settings.mode in ("echo", "mute"):
+        out = bars.copy() if settings.mode == "echo" else np.zeros_like(bars)
+        _report(on_progress, len(bars))
+        return Answers(out, None, None, _per_bar(started_s, len(bars)))
+    n_bars, model, rng = len(bars), improviser.model, improviser.rng
+    bits = None
+    if settings.mode == "free":
+        z_d = prior_latents(rng, n_bars, model.latent_size)
+    else:
+        latents = encode_bars(model, bars.reshape(n_bars, BAR_SIZE),
+                              settings.encoding == "sample", rng)
+        z_d = latents.z_e
+        if not settings.full_rate and n_bars:
+            stats = (LatentStats.from_latents(latents.z_e, logvar=latents.logvar)
+                     if settings.stats == "query" else improviser.seed_stats(settings))
+            params = channel_params_for(stats, settings, latents.z_e)
+            z_d, bits = transmit(latents.z_e, params, rng), np.atleast_2d(params.bits)
+    out = np.empty((n_bars, BAR_SIZE), dtype=bool)
+    for start in range(0, n_bars, CHUNK_BARS):  # in parts, to report progress
+        part = slice(start, start + CHUNK_BARS)
+        out[part] = decode(model, z_d[part], settings, rng)
+        _report(on_progress, len(out[part]))
+    return Answers(out.reshape(n_bars, *BAR_SHAPE), bits, z_d, _per_bar(started_s, n_bars))
+
+
+def _stepped(improviser: Improviser, bars: np.ndarray, settings: ImproviserSettings,
+             on_progress: Callable[[int], None] | None) -> Answers:
+    steps = []
+    for bar in bars:
+        steps.append(improviser.step(bar, settings))
+        _report(on_progress, 1)
+    if not steps:
+        return Answers(np.zeros((0, *BAR_SHAPE), bool), None, None, 0.0)
+    bits = None if steps[0].bits is None else np.stack([a.bits for a in steps])
+    return Answers(np.stack([a.bar for a in steps]), bits, np.stack([a.z_d for a in steps]),
+                   float(np.mean([a.compute_s for a in steps])))
+
+
+def _report(on_progress: Callable[[int], None] | None, n_bars: int) -> None:
+    if on_progress is not None and n_bars:
+        on_progress(n_bars)
+
+
+def _per_bar(started_s: float, n_bars: int) -> float:
+    return (time.perf_counter() - started_s) / max(n_bars, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +122,24 @@ class Rendering:
 
 
 def bar_velocities(notes: list[Note], n_bars: int) -> np.ndarray:
-    """Mean velocity of the notes starting in each bar; DEFAULT_VELOCITY for empty bars."""
-    totals = np.zeros(n_bars)
-    counts = np.zeros(n_bars)
+    """Each bar's answer velocity (:func:`~qbdi.bars.mean_velocity` of the notes starting
+    in it), DEFAULT_VELOCITY for a bar where none starts."""
+    struck: list[list[int]] = [[] for _ in range(n_bars)]
     for note in notes:
         bar = note.start_step // STEPS_PER_BAR
         if bar < n_bars:
-            totals[bar] += note.velocity
-            counts[bar] += 1
-    mean = np.divide(totals, counts, out=np.full(n_bars, float(DEFAULT_VELOCITY)),
-                     where=counts > 0)
-    return np.clip(np.rint(mean), 1, 127).astype(int)
+            struck[bar].append(note.velocity)
+    return np.array([min(max(mean_velocity(v) or DEFAULT_VELOCITY, 1), 127) for v in struck],
+                    dtype=int)
 
 
-def render_score(score: Score, improviser: Improviser,
+def render_score(score: Score, improviser: Improviser, settings: ImproviserSettings,
                  on_progress: Callable[[int], None] | None = None) -> Rendering:
-    """Answer every bar of ``score``; ``on_progress(k)`` as in :meth:`Improviser.improvise`."""
+    """Answer every bar of ``score``; ``on_progress(k)`` as in :func:`improvise`."""
     query_bars = notes_to_bars(score.notes)
-    output_bars, answers = improviser.improvise(query_bars, on_progress)
-    notes = bars_to_notes(output_bars, bar_velocities(score.notes, len(query_bars)))
-    return Rendering(query_bars, output_bars, notes, answers.mean_dims_with_bits())
+    answers = improvise(improviser, query_bars, settings, on_progress)
+    notes = bars_to_notes(answers.bars, bar_velocities(score.notes, len(query_bars)))
+    return Rendering(query_bars, answers.bars, notes, answers.mean_dims_with_bits())
 
 
 def write_rendering(path: str | Path, score: Score, rendering: Rendering,

@@ -1,15 +1,21 @@
 """The live server: MIDI ports, clocks, the bar loop, OSC control. The only package of qbdi
 that touches MIDI devices, sockets, threads and clocks.
 
-One module per stage of the paper's Figure 1 and per part:
+One module per job:
 
 * :mod:`~qbdi.server.ports` (real and in-memory MIDI ports), :mod:`~qbdi.server.clocks`
-  (internal, manual, MIDI clock follower);
-* :mod:`~qbdi.server.collector` (collect bar n), :mod:`~qbdi.server.scheduler` (play the
-  answer in bar n+1), :mod:`~qbdi.server.echo` (ignore our own output coming back);
-* :mod:`~qbdi.server.loop` (the :class:`~qbdi.server.loop.Server` that owns the state and
-  runs the one :class:`~qbdi.improviser.Improviser` per bar);
-* :mod:`~qbdi.server.osc` (the address table), :mod:`~qbdi.server.osc_transport` (UDP);
-* :mod:`~qbdi.server.live_ir` (the live information-rate feed, on its own thread);
-* :mod:`~qbdi.server.status` (terminal line, JSON logs), :mod:`~qbdi.server.app` (CLI glue).
+  (internal, manual, MIDI clock follower; :mod:`~qbdi.server.link_clock` for Link);
+* the loop, as in the paper's Figure 1: :mod:`~qbdi.server.inbox` (what other threads hand
+  it), :mod:`~qbdi.server.player` and :mod:`~qbdi.server.collector` (collect bar n),
+  :mod:`~qbdi.server.responder` (answer it through the one improviser),
+  :mod:`~qbdi.server.scheduler` (play the answer in bar n+1), :mod:`~qbdi.server.echo`
+  (ignore our own output coming back), and :mod:`~qbdi.server.loop` that runs them;
+* control: :mod:`~qbdi.server.control` (validated changes), :mod:`~qbdi.server.osc` (the
+  one address table), :mod:`~qbdi.server.osc_transport` (UDP);
+* what watches the loop, as listeners of :mod:`~qbdi.server.events`:
+  :mod:`~qbdi.server.feedback` (OSC reports), :mod:`~qbdi.server.live_ir` (information
+  rate, on its own thread), :mod:`~qbdi.server.take` (recording), :mod:`~qbdi.server.status`
+  (terminal line, JSON logs);
+* :mod:`~qbdi.server.session` assembles them; :mod:`~qbdi.server.manual` drives a loop by
+  hand for tests.
 """

@@ -17,12 +17,50 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import mido
 
 STEPS_PER_BEAT = 4
 TICKS_PER_STEP = 6  # MIDI clock: 24 ppqn / 4 sixteenths a beat
 CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
+
+
+class Clock(Protocol):
+    """Where the music is. ``follows_midi``: the tempo comes from the DAW's MIDI clock, so
+    :meth:`set_tempo` is refused; ``epoch`` grows at every jump in position (the loop then
+    restarts its bars); ``running`` is False before a MIDI clock Start and after Stop."""
+
+    follows_midi: bool
+    epoch: int
+
+    @property
+    def tempo_bpm(self) -> float: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def now_s(self) -> float: ...
+
+    def step_at(self, t_s: float) -> float: ...
+
+    def now_steps(self) -> float: ...
+
+    def seconds_until(self, step: float) -> float: ...
+
+    def feed(self, t_s: float, message: mido.Message) -> None:
+        """A MIDI clock message received at ``t_s`` (ignored by clocks that do not follow
+        MIDI clock)."""
+
+    def set_tempo(self, tempo_bpm: float) -> None:
+        """Change the tempo from now on without a jump in position."""
+
+    def begin(self) -> None:
+        """The loop starts serving now (its ports are open): a clock of its own starts
+        bar 0 here; one that follows the DAW or a Link session keeps its position."""
+
+    def close(self) -> None:
+        """Leave whatever the clock joined (a Link session)."""
 
 
 def steps_per_s(tempo_bpm: float) -> float:
@@ -69,6 +107,15 @@ class InternalClock:
     def feed(self, t_s: float, message: mido.Message) -> None:
         """An internal clock ignores MIDI clock messages."""
 
+    def begin(self) -> None:
+        """Bar 0 starts now, so the first bar is whole however long the ports took to
+        open."""
+        self._origin_s = self.now_s()
+        self._origin_steps = 0.0
+
+    def close(self) -> None:
+        """Nothing to leave."""
+
 
 class ManualTime:
     """A time source that moves only when told to."""
@@ -91,6 +138,9 @@ class ManualClock(InternalClock):
         self.time = ManualTime()
         self._pinned: tuple[float, float] | None = None  # (t_s, step) set by set_step
         super().__init__(tempo_bpm, self.time)
+
+    def begin(self) -> None:
+        """A test's clock stays where the test put it."""
 
     def advance_s(self, seconds: float) -> None:
         self.time.t_s += seconds
@@ -194,3 +244,12 @@ class MidiClockFollower:
 
     def seconds_until(self, step: float) -> float:
         return (step - self.now_steps()) * TICKS_PER_STEP * self._tick_interval_s
+
+    def set_tempo(self, tempo_bpm: float) -> None:
+        raise ValueError("following MIDI clock: the tempo comes from the DAW")
+
+    def begin(self) -> None:
+        """The DAW's clock decides where the music is."""
+
+    def close(self) -> None:
+        """Nothing to leave."""

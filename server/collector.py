@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qbdi.bars import ARTICULATED, BAR_SHAPE, LOWEST_PITCH, SOUNDING, STEPS_PER_BAR, fold_pitch
+from qbdi.bars import STEPS_PER_BAR, Note, mean_velocity, notes_to_bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +78,11 @@ class BarCollector:
         """Close bar ``index``: its array, and forget the notes that ended in it."""
         first = index * STEPS_PER_BAR
         last = first + STEPS_PER_BAR
-        bar = np.zeros(BAR_SHAPE, dtype=bool)
-        struck: list[int] = []
         spans = self._done + [(h.start_step, last, p, h.velocity) for p, h in self._held.items()]
-        for start, end, pitch, velocity in spans:
-            if start >= last or end <= first:
-                continue
-            column = fold_pitch(pitch) - LOWEST_PITCH
-            bar[max(start, first) - first : min(end, last) - first, SOUNDING, column] = True
-            if start >= first:
-                bar[start - first, ARTICULATED, column] = True
-                struck.append(velocity)
+        notes = [Note(start, pitch, end, velocity) for start, end, pitch, velocity in spans
+                 if start < last and end > first]
+        bar = notes_to_bars(notes, 1, first_step=first)[0]
+        struck = [note.velocity for note in notes if note.start_step >= first]
         self._done = [span for span in self._done if span[1] > last]
         self._open_step = max(self._open_step, last)
-        velocity = round(sum(struck) / len(struck)) if struck else None
-        return CollectedBar(index, bar, velocity, len(struck))
+        return CollectedBar(index, bar, mean_velocity(struck), len(struck))

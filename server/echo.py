@@ -13,16 +13,7 @@ from collections import deque
 
 import mido
 
-Key = tuple[str, int, int, int]
-
-
-def note_key(message: mido.Message) -> Key | None:
-    """``(kind, channel, pitch, velocity)`` of a note event, None for anything else."""
-    if message.type == "note_on" and message.velocity > 0:
-        return ("on", message.channel, message.note, message.velocity)
-    if message.type in ("note_on", "note_off"):
-        return ("off", message.channel, message.note, 0)
-    return None
+from qbdi.server.messages import NoteKey, note_key
 
 
 class EchoFilter:
@@ -30,7 +21,7 @@ class EchoFilter:
 
     def __init__(self, window_s: float = 0.05) -> None:
         self.window_s = window_s
-        self._sent: deque[tuple[float, Key]] = deque()
+        self._sent: deque[tuple[float, NoteKey]] = deque()
         self._echoed: set[tuple[int, int]] = set()  # (channel, pitch) of echoed note-ons
         self.dropped = 0
 

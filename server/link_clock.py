@@ -145,6 +145,9 @@ class LinkClock:
     def feed(self, t_s: float, message: mido.Message) -> None:
         """A Link clock ignores MIDI clock messages."""
 
+    def begin(self) -> None:
+        """The Link session decides where the music is."""
+
     def close(self) -> None:
         """Leave the session. Idempotent."""
         self._link.enabled = False

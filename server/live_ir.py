@@ -51,13 +51,12 @@ from qbdi.analysis.features import chroma
 from qbdi.analysis.incremental import IncrementalOracle
 from qbdi.analysis.motifs import Motif
 from qbdi.bars import BAR_SHAPE
-from qbdi.presets import LiveIrSettings
+from qbdi.server.events import AnsweredBar, LoopListener
+from qbdi.server.osc import IR_IN, IR_OUT, MOTIF
+from qbdi.settings import LiveIrSettings, Preset
 
 log = logging.getLogger(__name__)
 
-IR_IN = "/qbdi/ir/in"
-IR_OUT = "/qbdi/ir/out"
-MOTIF = "/qbdi/motif"
 BEATS_PER_BAR = 4
 QUEUE_BARS = 16  # bars waiting for the worker before the feed drops one (it never waits)
 SILENT_BAR = np.zeros(BAR_SHAPE, dtype=bool)
@@ -161,10 +160,10 @@ class LiveIrCounters:
     max_ms: float = 0.0
 
 
-class LiveIr:
-    """The feed. :meth:`feed` and :meth:`configure` are for the loop thread; a worker
-    thread, started with the first bar fed, owns the two :class:`IrStream` and calls
-    ``send`` (which must be callable from another thread)."""
+class LiveIr(LoopListener):
+    """The feed, listening to the loop. :meth:`feed` and :meth:`configure` are for the loop
+    thread; a worker thread, started with the first bar fed, owns the two
+    :class:`IrStream` and calls ``send`` (which must be callable from another thread)."""
 
     def __init__(self, send: Send, settings: LiveIrSettings,
                  queue_bars: int = QUEUE_BARS) -> None:
@@ -182,6 +181,15 @@ class LiveIr:
         self._streams_generation = -1
 
     # -- loop thread ----------------------------------------------------------------------
+    def answered(self, bar: AnsweredBar) -> None:
+        self.feed(bar.report.bar, bar.query, bar.answer)
+
+    def state_changed(self, old: Preset, new: Preset) -> None:
+        self.configure(new.live_ir)
+
+    def stopped(self) -> None:
+        self.close()
+
     def configure(self, settings: LiveIrSettings) -> None:
         """Use ``settings`` from the next bar on; any change starts both oracles afresh."""
         if settings != self.settings:

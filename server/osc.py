@@ -18,19 +18,28 @@ from typing import Any, Protocol
 
 from pythonosc.dispatcher import Dispatcher
 
-from qbdi.channel.waterfill import MAX_BUDGET_BITS
-from qbdi.presets import Preset
+from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
 
-MODES = ("query", "free", "echo", "mute")
-STATS = ("query", "window", "corpus", "prior")
-SILENCE = ("silent", "repeat")
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
+
+# Addresses the server sends besides the values of the table's rows (documented below).
+BAR = "/qbdi/bar"
+OVERRUN = "/qbdi/overrun"
+ERROR = "/qbdi/error"
+HEARTBEAT = "/qbdi/heartbeat"
+IR_IN = "/qbdi/ir/in"
+IR_OUT = "/qbdi/ir/out"
+MOTIF = "/qbdi/motif"
+PORT = "/qbdi/port"
+STATUS = "/qbdi/status"
+BPM = "/qbdi/bpm"
 
 
 class Controls(Protocol):
     """What a handler may do to the server."""
 
-    state: Preset
+    @property
+    def state(self) -> Preset: ...
 
     def change(self, **updates: Any) -> None:
         """Apply a validated change of the state, or raise ``ValueError``."""
@@ -148,9 +157,9 @@ def sampling(ctl: Controls, args: Sequence[Any]) -> None:
 
 def stats(ctl: Controls, args: Sequence[Any]) -> None:
     """Where the channel's per-dimension mean and variance come from: window (recent bars,
-    seeded by the corpus), query (live: same as window), corpus or prior. Replies
-    /qbdi/stats."""
-    ctl.change(improviser={"stats": _choice(_one(args), STATS)})
+    seeded by the corpus), query (every bar since the last change, seeded by the corpus),
+    corpus or prior. Replies /qbdi/stats."""
+    ctl.change(improviser={"stats": _choice(_one(args), STATS_SOURCES)})
 
 
 def seed(ctl: Controls, args: Sequence[Any]) -> None:
@@ -165,7 +174,7 @@ def seed(ctl: Controls, args: Sequence[Any]) -> None:
 def silence(ctl: Controls, args: Sequence[Any]) -> None:
     """Query mode with no input in a bar: silent (answer nothing) or repeat (answer the
     last non-empty bar again, keeping the texture). Replies /qbdi/silence."""
-    ctl.change(playing={"silence": _choice(_one(args), SILENCE)})
+    ctl.change(playing={"silence": _choice(_one(args), SILENCE_POLICIES)})
 
 
 def velocity(ctl: Controls, args: Sequence[Any]) -> None:
@@ -227,19 +236,20 @@ def _velocity_report(state: Preset) -> list[Any]:
 TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits,
                lambda s: [s.improviser.budget_bits]),
-    OscAddress("/qbdi/mode", "query|free|echo|mute", mode, lambda s: [s.improviser.mode]),
-    OscAddress("/qbdi/bpm", "float 20-960", bpm, lambda s: [s.tempo_bpm]),
+    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode]),
+    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm]),
     OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
                lambda s: [s.improviser.threshold]),
     OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)]),
-    OscAddress("/qbdi/stats", "window|query|corpus|prior", stats,
+    OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
                lambda s: [s.improviser.stats]),
     OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
-    OscAddress("/qbdi/silence", "silent|repeat", silence, lambda s: [s.playing.silence]),
+    OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
+               lambda s: [s.playing.silence]),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
     OscAddress("/qbdi/preset", "name", preset),
     OscAddress("/qbdi/panic", "", panic),
-    OscAddress("/qbdi/status", "", status),
+    OscAddress(STATUS, "", status),
     OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
                lambda s: [s.live_ir.threshold]),
@@ -249,21 +259,21 @@ BY_ADDRESS = {row.address: row for row in TABLE}
 
 # Sent by the server, documented with the table.
 FEEDBACK: tuple[tuple[str, str, str], ...] = (
-    ("/qbdi/bar", "bar compute_ms dims_with_bits notes_in notes_out",
+    (BAR, "bar compute_ms dims_with_bits notes_in notes_out",
      "after every bar answered"),
-    ("/qbdi/overrun", "bar compute_ms overruns",
+    (OVERRUN, "bar compute_ms overruns",
      "a bar whose answer was not ready in time; its late notes are dropped"),
-    ("/qbdi/error", "reason", "a refused message or value, or an error inside a bar"),
-    ("/qbdi/heartbeat", "uptime_s bar", "once a second"),
-    ("/qbdi/ir/in", "bar ir_bits ...",
+    (ERROR, "reason", "a refused message or value, or an error inside a bar"),
+    (HEARTBEAT, "uptime_s bar", "once a second"),
+    (IR_IN, "bar ir_bits ...",
      "with /qbdi/ir/enable 1, after every bar answered: the information rate in bits of each "
      "beat of input bar `bar` (4 values; 1 with live_ir.frames_per_bar = 1)"),
-    ("/qbdi/ir/out", "bar ir_bits ...",
+    (IR_OUT, "bar ir_bits ...",
      "the same for the answer, `bar` being the bar it sounds in"),
-    ("/qbdi/motif", "side length_beats earlier_start_beat start_beat",
+    (MOTIF, "side length_beats earlier_start_beat start_beat",
      "a repeat of at least a bar just ended in the input (side `in`) or the answers "
      "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
-    ("/qbdi/port", "in|out name lost|back",
+    (PORT, "in|out name lost|back",
      "a port named with --in/--out closed (the server serves on) or is back and reconnected"),
     ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
 )

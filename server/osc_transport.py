@@ -133,12 +133,12 @@ class OscCounters:
 class OscTransport:
     """A UDP socket bound to ``host:port`` (port 0 = any free port, see ``port``)."""
 
-    def __init__(self, on_message: OnOsc, host: str = "127.0.0.1", port: int = 9000,
+    def __init__(self, host: str = "127.0.0.1", port: int = 9000,
                  allow: Iterable[str] = (), feedback: Address | None = None,
                  rate_per_s: float = 200.0) -> None:
         self._allow = check_bind(host, allow)
         self._loopback_only = is_loopback(host)
-        self._on_message = on_message
+        self.on_message: OnOsc = lambda address, args, sender: None  # set by start()
         self.feedback = feedback
         self.counters = OscCounters()
         self._bucket = TokenBucket(rate_per_s)
@@ -153,8 +153,16 @@ class OscTransport:
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name="qbdi-osc", daemon=True)
 
-    def start(self) -> None:
+    def start(self, on_message: OnOsc) -> None:
+        """Hand every accepted message to ``on_message`` (on this transport's thread)."""
+        self.on_message = on_message
         self._thread.start()
+
+    def status_counts(self) -> list[Any]:
+        """The transport's counters as ``/qbdi/status`` name, value pairs."""
+        c = self.counters
+        return ["osc_malformed", c.malformed, "osc_rate_limited", c.rate_limited,
+                "osc_refused_sender", c.refused_sender]
 
     def close(self) -> None:
         self._closed.set()
@@ -200,7 +208,7 @@ class OscTransport:
                                 self.counters.rate_limited)
                 continue
             self.counters.received += 1
-            self._on_message(message.address, list(message.params), sender)
+            self.on_message(message.address, list(message.params), sender)
 
     def _malformed(self, sender: Address, data: bytes, err: Exception) -> None:
         self.counters.malformed += 1

@@ -65,9 +65,15 @@ class Ports(Protocol):
     in_name: str
     out_name: str
 
-    def open(self, on_message: OnMessage) -> None: ...
+    def open(self, on_message: OnMessage) -> None:
+        """Open both; ``on_message`` is called on the backend's thread for each input."""
 
-    def send(self, message: mido.Message) -> None: ...
+    def watch(self, on_event: OnPortEvent) -> None:
+        """Report a port named with --in/--out going (``lost``) and coming ``back``; ports
+        we create ourselves cannot go that way, so nothing is reported for them."""
+
+    def send(self, message: mido.Message) -> None:
+        """Send one message; raises :class:`PortLost` when the backend has gone."""
 
     def close(self) -> None: ...
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import mido
 
-ALL_NOTES_OFF = 123
+from qbdi.server.messages import ALL_NOTES_OFF_CC
 
 
 class NoteRecorder:
@@ -34,7 +34,7 @@ class NoteRecorder:
             self.sounding.add(key)
         elif message.type in ("note_on", "note_off"):
             self.sounding.discard(key)
-        elif message.type == "control_change" and message.control == ALL_NOTES_OFF:
+        elif message.type == "control_change" and message.control == ALL_NOTES_OFF_CC:
             self.sounding = {k for k in self.sounding if k[0] != message.channel}
 
     @classmethod

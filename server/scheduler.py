@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 import mido
 
 from qbdi.bars import Note
+from qbdi.server.messages import all_notes_off
 
 log = logging.getLogger(__name__)
 
-ALL_NOTES_OFF = 123
 BURST_NOTES = 32  # more sounding notes than this: CC 123 also goes before the note-offs
 _OFF, _ON = 0, 1  # sort order at one step: releases first
 
@@ -103,8 +103,7 @@ class Scheduler:
         errors: list[BaseException] = []
         messages = [mido.Message("note_off", channel=self.channel, note=pitch, velocity=0)
                     for pitch in sorted(self.sounding)]
-        all_off = mido.Message("control_change", channel=self.channel,
-                               control=ALL_NOTES_OFF, value=0)
+        all_off = all_notes_off(self.channel)
         if len(messages) > BURST_NOTES:
             # A burst this long can overflow one period's MIDI buffer (JACK drops what does
             # not fit): CC 123 first too, so silence arrives whatever is lost after it.

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TextIO
 
-from qbdi.server.loop import BarReport
+from qbdi.server.events import AnsweredBar, BarReport, LoopListener
 
 log = logging.getLogger("qbdi.server")
 
@@ -51,8 +51,8 @@ def status_text(report: BarReport, notes_out_total: int, notes_in_total: int,
             f"{notes_out_total} | overruns {overruns}")
 
 
-class StatusLine:
-    """Receives each :class:`BarReport` (on the loop thread) and shows or logs it."""
+class StatusLine(LoopListener):
+    """Shows or logs each bar's report (it hears of them on the loop thread)."""
 
     def __init__(self, quiet: bool, log_json: bool, stream: TextIO = sys.stderr) -> None:
         self.quiet = quiet
@@ -64,7 +64,8 @@ class StatusLine:
         self.overruns = 0
         self._last_log_s = 0.0
 
-    def __call__(self, report: BarReport) -> None:
+    def answered(self, bar: AnsweredBar) -> None:
+        report = bar.report
         self.notes_in += report.notes_in
         self.notes_out += report.notes_out
         self.overruns += report.overrun
@@ -82,7 +83,7 @@ class StatusLine:
             self._last_log_s = time.monotonic()
             log.info(text)
 
-    def finish(self) -> None:
+    def stopped(self) -> None:
         if self.tty and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()

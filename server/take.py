@@ -40,6 +40,8 @@ from pathlib import Path
 import mido
 
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT
+from qbdi.server.events import AnsweredBar, LoopListener
+from qbdi.settings import ImproviserSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,6 @@ TICKS_PER_BAR = TICKS_PER_STEP * STEPS_PER_BAR
 SAVE_EVERY_S = 10.0
 DRAIN_EVERY_S = 0.25
 TRACKS = ("player", "qbdi")  # the note tracks, after the conductor track
-SUSTAIN_CC = 64
-ALL_NOTES_OFF_CC = 123
 
 
 @dataclass(slots=True)
@@ -247,3 +247,48 @@ class Take:
         self._saved_events = self._events_in
         self.saves += 1
         self.last_save_ok = True
+
+
+class TakeListener(LoopListener):
+    """Records what the loop reports into a :class:`Take`: the player's notes and pedal, what
+    was sent, the tempo map, and where the answers' settings change (a marker when the mode
+    or the budget does, ``query, 256 bits``, and a text event with every improviser setting,
+    so a take says how to reproduce it)."""
+
+    def __init__(self, take: Take) -> None:
+        self.take = take
+        self._marked: ImproviserSettings | None = None
+
+    def started(self, now_steps: float, tempo_bpm: float) -> None:
+        self.take.start(now_steps, tempo_bpm)
+
+    def played(self, step: float, message: mido.Message) -> None:
+        self.take.note("player", step, message)
+
+    def sent(self, step: float, message: mido.Message) -> None:
+        self.take.note("qbdi", step, message)
+
+    def tempo_changed(self, step: float, tempo_bpm: float, by_clock: bool) -> None:
+        self.take.tempo(step, tempo_bpm)
+
+    def clock_jumped(self, now_steps: float) -> None:
+        self.take.jump(now_steps)
+
+    def answered(self, bar: AnsweredBar) -> None:
+        settings = bar.state.improviser
+        if settings == self._marked:
+            return
+        old, self._marked = self._marked, settings
+        if old is None or (old.mode, old.budget_bits) != (settings.mode, settings.budget_bits):
+            bits = "full rate" if settings.full_rate else f"{settings.budget_bits} bits"
+            self.take.marker(bar.answer_step, f"{settings.mode}, {bits}")
+        self.take.text(bar.answer_step, "improviser " + settings.model_dump_json())
+
+    def stopped(self) -> None:
+        if not self.take.started:
+            return
+        self.take.close()
+        if self.take.last_save_ok:
+            log.info("take saved to %s: %s note-ons", self.take.path, self.take.notes)
+        else:
+            log.error("the take could not be saved to %s (see above)", self.take.path)

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from qbdi.bars import BAR_SHAPE, STEPS_PER_BAR, Note, notes_to_bars
-from qbdi.improviser import Improviser, ImproviserSettings
+from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import CorpusStats, load_checkpoint
 from qbdi.models.config import ModelConfig
 from qbdi.models.runtime import InferenceModel
+from qbdi.render import improvise
+from qbdi.settings import ImproviserSettings
 
 PINS = Path(__file__).resolve().parent / "data" / "pins.json"
 
@@ -63,19 +65,18 @@ def seeded_model(seed: int = 7, hidden: int = 48, latent: int = 24) -> tuple[Inf
 
 def _render(model: InferenceModel, stats: CorpusStats, settings: ImproviserSettings,
             bars: np.ndarray) -> np.ndarray:
-    return Improviser(model, stats, settings).improvise(bars)[0]
+    return improvise(Improviser(model, stats), bars, settings).bars
 
 
 def _live(model: InferenceModel, stats: CorpusStats, bars: np.ndarray) -> np.ndarray:
     """Bar by bar, with settings changed between bars as a performer would."""
-    improviser = Improviser(model, stats, ImproviserSettings())
+    improviser, settings = Improviser(model, stats), ImproviserSettings()
     plan = {8: {"budget_bits": 0}, 14: {"budget_bits": "full"}, 20: {"stats": "corpus"},
             26: {"encoding": "sample", "budget_bits": 64}, 32: {"sampling": True}}
     out = []
     for i, bar in enumerate(bars):
-        if i in plan:
-            improviser.update(improviser.settings.model_copy(update=plan[i]))
-        out.append(improviser.step(None if i % 11 == 10 else bar).bar)
+        settings = settings.model_copy(update=plan.get(i, {}))
+        out.append(improviser.step(None if i % 11 == 10 else bar, settings).bar)
     return np.stack(out)
 
 

@@ -30,12 +30,12 @@ from pythonosc.osc_message import OscMessage
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import Preset
 from qbdi.server.clocks import InternalClock
-from qbdi.server.loop import Server
 from qbdi.server.osc_transport import OscTransport, encode
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.settings import Preset
 
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
 REPLY_TIMEOUT_S = 5.0
@@ -157,18 +157,17 @@ class LiveServer:
         gc.freeze()
         self.state = state
         self.clock = clock or InternalClock(state.tempo_bpm)
-        self.improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint),
-                                                     state.improviser)
+        self.improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
         self.ports = RecordingPorts(self.clock.now_s)
-        self.server = Server(self.ports, self.clock, self.improviser, state)
-        self.transport = OscTransport(self.server.post_osc, "127.0.0.1", 0,
-                                      rate_per_s=rate_per_s)
+        self.transport = OscTransport("127.0.0.1", 0, rate_per_s=rate_per_s)
         self.transport._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        self.server.feedback = self.transport
+        self.server = Server(self.ports, self.clock, self.improviser, state,
+                             feedback=self.transport,
+                             status_counts=self.transport.status_counts)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.server.start()
-        self.transport.start()
+        self.transport.start(self.server.post_osc)
         self.thread = threading.Thread(target=self._serve, name="qbdi-test-loop", daemon=True)
         self.thread.start()
         self.client = OscClient(self.transport.port)

@@ -11,8 +11,9 @@ from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
 from qbdi.server import osc
 from qbdi.server.clocks import ManualClock
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.ports import MemoryPorts
+from qbdi.server.session import Server
 
 SENDER = ("127.0.0.1", 9001)
 
@@ -30,7 +31,7 @@ def refusal(address: str, args: list[Any]) -> str | None:
     also be answered with the value in use.
     """
     state = load_preset("default")
-    improviser = Improviser.from_checkpoint(_checkpoint(), state.improviser)
+    improviser = Improviser.from_checkpoint(_checkpoint())
     feedback = MemoryFeedback()
     server = Server(MemoryPorts(), ManualClock(), improviser, state, feedback=feedback)
     try:

@@ -11,17 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbdi.analysis.command import (
-    FIG4_NAME,
-    FIG5_NAME,
+from qbdi.bars import Note, notes_to_bars
+from qbdi.commands.analyze import (
     add_arguments,
-    figure_dirs,
     make_improviser,
     parse_options,
-    render,
     run,
 )
-from qbdi.bars import Note, notes_to_bars
+from qbdi.commands.analyze_report import FIG4_NAME, FIG5_NAME, figure_dirs, render
 from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError
 from qbdi.midifile import Track, read_midi, write_midi
@@ -36,7 +33,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HARNESS = (
     "import argparse, sys\n"
     "from qbdi.errors import QbdiError\n"
-    "from qbdi.analysis.command import add_arguments, run\n"
+    "from qbdi.commands.analyze import add_arguments, run\n"
     "p = argparse.ArgumentParser(prog='qbdi analyze'); add_arguments(p)\n"
     "args = p.parse_args(sys.argv[1:])\n"
     "try:\n"
@@ -141,16 +138,19 @@ def test_no_progress_bar_without_a_terminal(experiment: dict) -> None:
 def test_renderings_take_the_one_render_path(queries_dir: Path, tiny_checkpoint: Path) -> None:
     """The kept z_d is what the decoder turned into the rendering, and the rendering is
     the plain improviser's."""
-    from qbdi.improviser import Improviser, ImproviserSettings
+    from qbdi.improviser import Improviser
     from qbdi.models.checkpoint import load_checkpoint
+    from qbdi.render import improvise
+    from qbdi.settings import ImproviserSettings
 
     options = parse_options(parse(queries_dir / SHORT, "--out", "x", "--bits", "64",
                                   "--model", tiny_checkpoint, "--seed", "3"))
     bars = notes_to_bars(read_midi(queries_dir / SHORT).notes)
     version = render(bars, 64, options, make_improviser(options))
-    plain = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), ImproviserSettings(
-        stats="query", budget_bits=64, seed=3, threshold=DEFAULT_THRESHOLD, encoding="sample"))
-    expected, _ = plain.improvise(bars)
+    plain = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint))
+    expected = improvise(plain, bars, ImproviserSettings(
+        stats="query", budget_bits=64, seed=3, threshold=DEFAULT_THRESHOLD, encoding="sample"
+    )).bars
     np.testing.assert_array_equal(version.bars, expected)
     assert version.latents.shape == (len(bars), plain.model.latent_size)
     decoded = logits_to_bars(plain.model.decode_logits(version.latents.astype(np.float32)),

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qbdi.channel import FULL_RATE, transmit
+from qbdi.channel import ChannelParams, transmit
 
 D = 6
+
+
+def send(z_e, mu_e, sigma2_e, bits, rng):
+    return transmit(z_e, ChannelParams(mu_e, sigma2_e, bits), rng)
+
 BITS = np.array([0, 1, 2, 3, 5, 1])
 Z_E = np.array([1.5, -2.0, 0.75, 3.0, -1.0, 0.0], dtype=np.float32)
 MU_E = np.array([0.5, 1.0, -0.25, 0.0, 2.0, -3.0], dtype=np.float32)
@@ -25,7 +30,7 @@ def eq8_variance(sigma2_e, bits):
 def test_empirical_moments_match_eq7_and_eq8():
     draws = 200_000
     z = np.tile(Z_E, (draws, 1))
-    z_d = transmit(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(1)).astype(np.float64)
+    z_d = send(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(1)).astype(np.float64)
     mean = eq7_mean(Z_E.astype(np.float64), MU_E.astype(np.float64), BITS)
     variance = eq8_variance(SIGMA2_E, BITS)
     # Five standard errors: of the mean sqrt(var / n), of the variance var * sqrt(2 / (n - 1)).
@@ -39,7 +44,7 @@ def test_noise_is_scaled_by_standard_deviation_not_variance():
     # R = 1, sigma2 = 16: eq. 8 gives variance 2^-4 * 3 * 16 = 3, so std sqrt(3) ~ 1.73; the
     # reference notebook's bug (unit noise times the variance) would give std 3.
     draws = 100_000
-    z_d = transmit(
+    z_d = send(
         np.zeros((draws, 1)), np.zeros(1), np.array([16.0]), np.array([1]), np.random.default_rng(2)
     )
     assert abs(z_d.std() - np.sqrt(3.0)) < 0.02
@@ -47,28 +52,28 @@ def test_noise_is_scaled_by_standard_deviation_not_variance():
 
 def test_zero_bits_send_mu_exactly():
     z = np.random.default_rng(3).normal(size=(50, D)).astype(np.float32) * 100
-    z_d = transmit(z, MU_E, SIGMA2_E, np.zeros(D, dtype=np.int64), np.random.default_rng(4))
+    z_d = send(z, MU_E, SIGMA2_E, np.zeros(D, dtype=np.int64), np.random.default_rng(4))
     assert np.array_equal(z_d, np.broadcast_to(MU_E, z.shape))
 
 
 def test_zero_bit_dimensions_are_exact_among_others():
-    z_d = transmit(Z_E, MU_E, SIGMA2_E, BITS, np.random.default_rng(5))
+    z_d = send(Z_E, MU_E, SIGMA2_E, BITS, np.random.default_rng(5))
     assert z_d[0] == MU_E[0]
 
 
 @pytest.mark.parametrize("bits", [30, 64, 10_000])
 def test_many_bits_send_z_e(bits):
     z = np.random.default_rng(6).normal(size=(20, D)).astype(np.float32)
-    z_d = transmit(z, MU_E, SIGMA2_E, np.full(D, bits), np.random.default_rng(7))
+    z_d = send(z, MU_E, SIGMA2_E, np.full(D, bits), np.random.default_rng(7))
     assert np.all(np.isfinite(z_d))
     assert np.max(np.abs(z_d - z)) < 1e-6
 
 
 def test_same_seed_same_output_and_other_seed_differs():
     z = np.random.default_rng(8).normal(size=(10, D))
-    first = transmit(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(42))
-    again = transmit(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(42))
-    other = transmit(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(43))
+    first = send(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(42))
+    again = send(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(42))
+    other = send(z, MU_E, SIGMA2_E, BITS, np.random.default_rng(43))
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
 
@@ -76,8 +81,8 @@ def test_same_seed_same_output_and_other_seed_differs():
 def test_draws_do_not_depend_on_bits():
     # Same stream consumption whatever the bits: the next draw after the call is the same.
     rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
-    transmit(Z_E, MU_E, SIGMA2_E, np.zeros(D, dtype=int), rng_a)
-    transmit(Z_E, MU_E, SIGMA2_E, np.full(D, 4), rng_b)
+    send(Z_E, MU_E, SIGMA2_E, np.zeros(D, dtype=int), rng_a)
+    send(Z_E, MU_E, SIGMA2_E, np.full(D, 4), rng_b)
     assert rng_a.random() == rng_b.random()
 
 
@@ -87,7 +92,7 @@ def test_draws_do_not_depend_on_bits():
 )
 def test_shapes_and_dtype(z_shape, stat_shape, bits_shape):
     rng = np.random.default_rng(10)
-    z_d = transmit(
+    z_d = send(
         rng.normal(size=z_shape),
         rng.normal(size=stat_shape),
         rng.uniform(0.1, 2, size=stat_shape),
@@ -101,20 +106,15 @@ def test_shapes_and_dtype(z_shape, stat_shape, bits_shape):
 def test_per_row_bits_are_applied_per_row():
     z = np.tile(Z_E, (2, 1))
     bits = np.stack([np.zeros(D, dtype=int), np.full(D, 40)])
-    z_d = transmit(z, MU_E, SIGMA2_E, bits, np.random.default_rng(11))
+    z_d = send(z, MU_E, SIGMA2_E, bits, np.random.default_rng(11))
     assert np.array_equal(z_d[0], MU_E)
     assert np.allclose(z_d[1], Z_E, atol=1e-6)
 
 
-def test_full_rate_bypasses_and_draws_nothing():
-    rng = np.random.default_rng(12)
-    z = np.random.default_rng(13).normal(size=(5, D))
-    z_d = transmit(z, MU_E, SIGMA2_E, FULL_RATE, rng)
-    assert z_d.dtype == np.float32
-    assert np.array_equal(z_d, z.astype(np.float32))
-    assert rng.random() == np.random.default_rng(12).random()
-    z32 = z.astype(np.float32)
-    assert transmit(z32, MU_E, SIGMA2_E, FULL_RATE, rng) is not z32
+def test_dims_with_bits_counts_per_row():
+    params = ChannelParams(MU_E, SIGMA2_E, np.stack([BITS, np.zeros(D, dtype=int)]))
+    assert params.dims_with_bits.tolist() == [5, 0]
+    assert ChannelParams(MU_E, SIGMA2_E, BITS).dims_with_bits == 5
 
 
 @pytest.mark.parametrize(
@@ -130,4 +130,4 @@ def test_full_rate_bypasses_and_draws_nothing():
 )
 def test_bad_inputs_are_refused(bits, sigma2, message):
     with pytest.raises(ValueError, match=message):
-        transmit(Z_E, MU_E, sigma2, bits, np.random.default_rng(0))
+        send(Z_E, MU_E, sigma2, bits, np.random.default_rng(0))

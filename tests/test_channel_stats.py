@@ -9,13 +9,12 @@ from hypothesis import strategies as st
 
 from qbdi.channel import (
     ALLOCATION_VARIANCES,
-    FULL_RATE,
     LatentStats,
     Moments,
+    RunningStats,
     WindowStats,
     allocate_bits,
-    rate_limit,
-    transmit,
+    channel_params,
 )
 
 D = 5
@@ -265,19 +264,40 @@ def test_bad_window_settings_are_refused(window_bars, weight):
         WindowStats(seed_stats(), window_bars=window_bars, seed_weight_bars=weight)
 
 
-def test_rate_limit_chains_allocation_and_transmit():
+def test_channel_params_chain_statistics_and_water_filling():
     stats = seed_stats()
     z, _ = random_bars(7, 3)
     for allocation in ALLOCATION_VARIANCES:
+        params = channel_params(stats, 9, allocation)
         variance = stats.variance_for(allocation)
-        bits = allocate_bits(variance, 9)
-        want = transmit(z, stats.mean, variance, bits, np.random.default_rng(1))
-        got = rate_limit(z, stats, 9, np.random.default_rng(1), allocation=allocation)
-        assert np.array_equal(got, want)
-    full = rate_limit(z, stats, FULL_RATE, np.random.default_rng(1))
-    assert np.array_equal(full, z.astype(np.float32))
-    zero = rate_limit(z, stats, 0, np.random.default_rng(1))
-    assert np.array_equal(zero, np.broadcast_to(stats.mean.astype(np.float32), z.shape))
+        assert np.array_equal(params.bits, allocate_bits(variance, 9))
+        assert params.variance is variance and params.mean is stats.mean
+    per_bar = channel_params(stats, 9, "source", per_bar_z_e=z)
+    assert per_bar.bits.shape == z.shape
+    assert np.array_equal(per_bar.bits, allocate_bits(np.square(z - stats.mean), 9))
+
+
+def test_running_stats_are_every_bar_pushed():
+    z, logvar = random_bars(7, 6)
+    running = RunningStats(seed_stats(), seed_weight_bars=0.0)
+    assert running.current() is running._seed
+    for row in range(6):
+        running.push(z[row], logvar[row])
+    assert_stats_close(running.current(),
+                       LatentStats.from_latents(z[:6], logvar=logvar[:6]))
+    running.reset()
+    assert running.current() is running._seed
+    with pytest.raises(ValueError):
+        running.push(z[0][:3], None)
+
+
+def test_running_stats_with_seed_weight_equal_an_endless_window():
+    z, logvar = random_bars(7, 5)
+    running, window = RunningStats(seed_stats()), WindowStats(seed_stats(), window_bars=64)
+    for row in range(5):
+        running.push(z[row], logvar[row])
+        window.push(z[row], logvar[row])
+    assert_stats_close(running.current(), window.current())
 
 
 def test_window_without_logvar_has_no_posterior_until_those_bars_leave():

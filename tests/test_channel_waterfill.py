@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qbdi.channel import allocate_bits
-from qbdi.channel.waterfill import MAX_BUDGET_BITS
+from qbdi.settings import MAX_BUDGET_BITS
 
 
 def greedy_reference(variances: np.ndarray, budget_bits: int) -> np.ndarray:

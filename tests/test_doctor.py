@@ -19,7 +19,7 @@ from itertools import count
 
 import pytest
 
-from qbdi.server import doctor
+from qbdi.commands import doctor
 
 PYTHON_QBDI = [sys.executable, "-m", "qbdi.cli", "doctor"]
 HAS_ALSA_SEQ = os.path.exists("/dev/snd/seq")
@@ -108,7 +108,7 @@ def test_a_busy_osc_port_fails(capsys):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
-        assert doctor.doctor(_args(osc_port=port)) == 1
+        assert doctor.run(_args(osc_port=port)) == 1
     out = capsys.readouterr().out
     assert "FAIL  OSC port" in out and "--osc-port" in out
 
@@ -129,5 +129,5 @@ def test_a_missing_model_fails_with_its_path(tmp_path):
 
 
 def test_memory_backend_and_a_free_port_pass(capsys):
-    assert doctor.doctor(_args()) == 0
+    assert doctor.run(_args()) == 0
     assert "qbdi serve can work here." in capsys.readouterr().out

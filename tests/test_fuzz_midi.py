@@ -29,10 +29,11 @@ import mido
 import pytest
 from stress_rig import OscClient, jack_backend, jack_server, live_server
 
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import MidiClockFollower
 from qbdi.server.ports import resolve_port
 from qbdi.server.recorder import NoteRecorder
+from qbdi.settings import changed
 
 CI_PACKETS, SLOW_PACKETS = 4_000, 110_000
 BATCH = 400

@@ -28,9 +28,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from stress_rig import live_server
 
-from qbdi.presets import Preset, changed, list_presets, load_preset
+from qbdi.presets import list_presets, load_preset
 from qbdi.server import osc
 from qbdi.server.osc_transport import check_bundle
+from qbdi.settings import MODES, SILENCE_POLICIES, STATS_SOURCES, Preset, changed
 
 MAX_UDP_BYTES = 65_507
 SYNC_SEED = 7_000_000_000_000
@@ -74,7 +75,7 @@ def expected_after(state: Preset, address: str, args: list[Any]) -> Preset:
     if address == "/qbdi/bits":
         bits = "full" if value == "full" else _whole(value, 0, MAX_BITS)
         new = None if bits is None else {"improviser": {"budget_bits": bits}}
-    elif address == "/qbdi/mode" and value in osc.MODES and isinstance(value, str):
+    elif address == "/qbdi/mode" and value in MODES and isinstance(value, str):
         new = {"improviser": {"mode": value}}
     elif address == "/qbdi/bpm" and _is_number(value) and 20 <= value <= 960:
         new = {"tempo_bpm": float(value)}
@@ -82,11 +83,11 @@ def expected_after(state: Preset, address: str, args: list[Any]) -> Preset:
         new = {"improviser": {"threshold": float(value)}}
     elif address == "/qbdi/sampling" and _switch(value) is not None:
         new = {"improviser": {"sampling": _switch(value)}}
-    elif address == "/qbdi/stats" and isinstance(value, str) and value in osc.STATS:
+    elif address == "/qbdi/stats" and isinstance(value, str) and value in STATS_SOURCES:
         new = {"improviser": {"stats": value}}
     elif address == "/qbdi/seed" and _whole(value, 0, MAX_SEED) is not None:
         new = {"improviser": {"seed": _whole(value, 0, MAX_SEED)}}
-    elif address == "/qbdi/silence" and isinstance(value, str) and value in osc.SILENCE:
+    elif address == "/qbdi/silence" and isinstance(value, str) and value in SILENCE_POLICIES:
         new = {"playing": {"silence": value}}
     elif address == "/qbdi/velocity":
         if value == "follow":
@@ -169,7 +170,7 @@ EDGE = st.one_of(
 VALID = st.one_of(
     st.tuples(st.just("/qbdi/bits"), st.one_of(st.integers(0, 2048).map(lambda v: [("i", v)]),
                                                st.just([("s", "full")]))),
-    st.tuples(st.just("/qbdi/mode"), st.sampled_from(osc.MODES).map(lambda v: [("s", v)])),
+    st.tuples(st.just("/qbdi/mode"), st.sampled_from(MODES).map(lambda v: [("s", v)])),
     st.tuples(st.just("/qbdi/bpm"), st.floats(20, 960).map(lambda v: [("d", v)])),
     st.tuples(st.just("/qbdi/threshold"),
               st.floats(0.05, 0.95).map(lambda v: [("f", v)])),
@@ -283,7 +284,7 @@ def _run(tiny_checkpoint, examples: int, min_batch: int = 1) -> int:
             model.feed(message("/qbdi/mode", [("s", "mute")]))
             sync()
             assert live.ports.sounding == set()
-            assert live.server.scheduler.sounding == {}
+            assert live.server.loop.scheduler.sounding == {}
 
         one_batch()
         assert live.alive()
@@ -309,7 +310,8 @@ def test_a_bundle_with_a_negative_element_size_is_malformed_not_a_hang():
     from qbdi.server.osc_transport import OscTransport
 
     got: list[str] = []
-    transport = OscTransport(lambda address, args, sender: got.append(address), "127.0.0.1", 0)
+    transport = OscTransport("127.0.0.1", 0)
+    transport.on_message = lambda address, args, sender: got.append(address)
     try:
         # python-osc alone loops forever on this 24-byte datagram
         transport.receive(b"#bundle\x00" + b"\x00" * 8 + struct.pack(">i", -4) + b"/x\x00\x00",
@@ -327,8 +329,8 @@ def test_senders_outside_the_allowlist_are_dropped_and_counted():
     from qbdi.server.osc_transport import OscTransport
 
     got: list[str] = []
-    transport = OscTransport(lambda address, args, sender: got.append(sender[0]), "0.0.0.0", 0,
-                             allow=["192.0.2.7"])
+    transport = OscTransport("0.0.0.0", 0, allow=["192.0.2.7"])
+    transport.on_message = lambda address, args, sender: got.append(sender[0])
     try:
         for sender in ("192.0.2.7", "192.0.2.8", "127.0.0.1", "10.0.0.1"):
             transport.receive(message("/qbdi/panic", []), (sender, 9999))

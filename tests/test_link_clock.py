@@ -20,13 +20,15 @@ import pytest
 pytest.importorskip("aalink", reason="aalink is not installed (pip install 'qbdi[link]'): "
                                      "the Link clock cannot be tested")
 
+from qbdi.commands.serve import make_clock
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
-from qbdi.server.app import make_clock
+from qbdi.presets import load_preset
+from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.link_clock import LinkClock
-from qbdi.server.loop import MemoryFeedback, Server
 from qbdi.server.ports import MemoryPorts
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 DISCOVERY_S = 5.0
 PHASE_TOLERANCE_BEATS = 0.01  # 5 ms at 120 BPM
@@ -197,7 +199,7 @@ def test_serve_plays_on_the_sessions_sixteenth_grid(session):
     peer.link.tempo = 480.0
     assert _until(lambda: abs(clock.tempo_bpm - 480.0) < 0.01)
     state = changed(load_preset("free"), tempo_bpm=480.0)
-    improviser = Improviser.from_checkpoint(load_checkpoint(None), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(None))
     ports = MemoryPorts(now=clock.now_s)
     feedback = MemoryFeedback()
     server = Server(ports, clock, improviser, state, feedback=feedback)
@@ -224,7 +226,7 @@ def test_a_peers_tempo_change_while_serving_is_reported_as_the_bpm(session):
     """/qbdi/bpm tells the truth when a peer, not OSC, changes the tempo."""
     clock, peer = session
     state = changed(load_preset("free"), tempo_bpm=clock.tempo_bpm)
-    improviser = Improviser.from_checkpoint(load_checkpoint(None), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(None))
     feedback = MemoryFeedback()
     server = Server(MemoryPorts(now=clock.now_s), clock, improviser, state, feedback=feedback)
     stop = threading.Event()

@@ -17,7 +17,8 @@ import mido
 import pytest
 from stress_rig import live_server
 
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
+from qbdi.settings import changed
 
 RATE_PER_S = 1000
 
@@ -27,7 +28,7 @@ def _load(checkpoint, seconds: float) -> None:
                     improviser={"mode": "query", "budget_bits": 64},
                     playing={"velocity": "fixed", "fixed_velocity": 80})
     with live_server(checkpoint, state, rate_per_s=4 * RATE_PER_S) as live:
-        start_bars = live.server.counters.bars
+        start_bars = live.server.loop.counters.bars
 
         def midi() -> None:
             rng = random.Random(1)
@@ -53,14 +54,14 @@ def _load(checkpoint, seconds: float) -> None:
         player.join()
         elapsed_s = time.perf_counter() - t0
         counts = live.client.status()
-        counters = live.server.counters
+        counters = live.server.loop.counters
         assert live.alive(), live.errors
         assert counters.overruns == 0, f"{counters.overruns} bars missed their deadline"
         assert counters.skipped_bars == 0 and counters.bar_errors == 0
         assert counters.bars - start_bars >= int(elapsed_s) - 1  # a bar a second at 240 BPM
         assert counts["osc_rate_limited"] == 0
         assert live.transport.counters.received >= sent
-        assert counters.notes_in >= seconds * RATE_PER_S // 2 * 0.99
+        assert live.server.loop.player.counters.notes_in >= seconds * RATE_PER_S // 2 * 0.99
         live.server.shutdown()
     assert live.ports.recorder.sounding == set()
 

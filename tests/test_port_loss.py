@@ -27,11 +27,14 @@ from stress_rig import (
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualClock
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.feedback import MemoryFeedback
+from qbdi.server.manual import run_until
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 RECONNECT_S = 1.0
 
@@ -41,17 +44,16 @@ def _memory_rig(checkpoint):
     ports = MemoryPorts(now=clock.now_steps)
     state = changed(load_preset("default"), tempo_bpm=120.0, improviser={"mode": "echo"})
     feedback = MemoryFeedback()
-    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(checkpoint),
-                                                             state.improviser),
+    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(checkpoint)),
                     state, feedback=feedback)
     server.start()
     return ports, feedback, server
 
 
 def _play(server, ports, step, pitch, end):
-    server.run_until(step)
+    run_until(server.loop, step)
     ports.play(mido.Message("note_on", note=pitch, velocity=100))
-    server.run_until(end)
+    run_until(server.loop, end)
     ports.play(mido.Message("note_off", note=pitch))
     server.step()
 
@@ -59,39 +61,39 @@ def _play(server, ports, step, pitch, end):
 def test_output_loss_ends_notes_serves_on_and_starts_clean_when_it_returns(tiny_checkpoint):
     ports, feedback, server = _memory_rig(tiny_checkpoint)
     _play(server, ports, 0, 60, 8)
-    server.run_until(18)  # the echo of 60 sounds from step 16
-    assert server.scheduler.sounding == {60: 100}
+    run_until(server.loop, 18)  # the echo of 60 sounds from step 16
+    assert server.loop.scheduler.sounding == {60: 100}
     ports.disappear("out")
     server.step()
-    assert server.fatal is None
-    assert server.scheduler.sounding == {}, "nothing may sound once the port is gone"
+    assert server.loop.fatal is None
+    assert server.loop.scheduler.sounding == {}, "nothing may sound once the port is gone"
     assert feedback.addressed("/qbdi/port") == [["out", "memory out", "lost"]]
     assert feedback.addressed("/qbdi/error")[-1][0].startswith("port lost: out")
     _play(server, ports, 20, 64, 22)  # bars go on while the port is away
-    server.run_until(40)
+    run_until(server.loop, 40)
     ports.reappear("out")
     before = len(ports.sent)
     server.step()
     first = ports.sent[before][1]
     assert first.is_cc(123), "the returned port hears all-notes-off first"
     _play(server, ports, 48, 67, 50)
-    server.run_until(80)
+    run_until(server.loop, 80)
     assert [m.note for _, m in ports.sent if m.type == "note_on"] == [60, 67]
-    assert server.counters.bars >= 4 and server.fatal is None
+    assert server.loop.counters.bars >= 4 and server.loop.fatal is None
     server.shutdown()
     assert NoteRecorder.of(m for _, m in ports.sent).sounding == set()
 
 
 def test_input_loss_releases_what_the_player_held(tiny_checkpoint):
     ports, feedback, server = _memory_rig(tiny_checkpoint)
-    server.run_until(2)
+    run_until(server.loop, 2)
     ports.play(mido.Message("note_on", note=62, velocity=90))
     server.step()
     ports.disappear("in")  # the note-off of 62 will never come
-    server.run_until(8)
-    assert server.collector.held_pitches == []
+    run_until(server.loop, 8)
+    assert server.loop.collector.held_pitches == []
     ports.reappear("in")
-    server.run_until(48)
+    run_until(server.loop, 48)
     # 62 is answered once (bar 1), from step 2 to where the port went: not held forever
     notes = [(t, m.note) for t, m in ports.sent if m.type == "note_on"]
     assert notes == [(18.0, 62)]

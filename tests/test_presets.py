@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from qbdi.errors import PresetError
-from qbdi.presets import Preset, changed, list_presets, load_named_preset, load_preset
+from qbdi.presets import list_presets, load_named_preset, load_preset
+from qbdi.settings import Preset, changed
 
 
 def test_the_required_presets_ship_and_validate():

@@ -7,11 +7,13 @@ import pytest
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import InternalClock, ManualClock, ManualTime, MidiClockFollower
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 TICK_S = 0.01  # 24 ppqn at 250 BPM
 
@@ -79,7 +81,7 @@ def test_the_server_follows_midi_clock_bar_for_bar(tiny_checkpoint):
     clock = MidiClockFollower(time)
     ports = MemoryPorts(now=clock.now_steps)
     state = changed(load_preset("default"), improviser={"mode": "echo"})
-    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint))
     feedback = MemoryFeedback()
     server = Server(ports, clock, improviser, state, feedback=feedback)
     server.start()
@@ -117,7 +119,7 @@ def test_the_server_reports_the_daws_tempo_as_its_bpm(tiny_checkpoint):
     ports = MemoryPorts(now=clock.now_steps)
     state = changed(load_preset("default"), improviser={"mode": "echo"})
     assert state.tempo_bpm != 250.0
-    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint))
     feedback = MemoryFeedback()
     server = Server(ports, clock, improviser, state, feedback=feedback)
     server.start()

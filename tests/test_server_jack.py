@@ -28,12 +28,13 @@ import pytest
 from stress_rig import jack_server as jack_server_block
 
 from qbdi.bars import bars_to_notes, notes_to_bars
-from qbdi.improviser import Improviser, ImproviserSettings
+from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.server.osc_transport import encode
 from qbdi.server.ports import resolve_port
 from qbdi.server.recorder import NoteRecorder
+from qbdi.settings import ImproviserSettings
 
 pytestmark = pytest.mark.jack
 
@@ -53,9 +54,10 @@ def jack_server():
 def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
     """A decoding threshold at which the (tiny) model plays a few dozen notes a bar."""
     for threshold in np.arange(0.50, 0.95, 0.01):
-        improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), ImproviserSettings(
-            encoding="mean", stats="corpus", budget_bits="full", threshold=float(threshold)))
-        per_bar = np.mean([improviser.step(bar).bar[:, 1].sum() for bar in bars])
+        improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
+        settings = ImproviserSettings(encoding="mean", stats="corpus", budget_bits="full",
+                                      threshold=float(threshold))
+        per_bar = np.mean([improviser.step(bar, settings).bar[:, 1].sum() for bar in bars])
         if per_bar <= 40:
             return float(threshold)
     pytest.fail("no threshold gives the model a playable number of notes")
@@ -63,11 +65,12 @@ def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
 
 def _expected(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
               first_bar: int) -> set[tuple[int, int, int]]:
-    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), settings)
+    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
     notes = set()
     for offset, bar in enumerate(bars):
         answer_step = (first_bar + offset + 1) * 16
-        for note in bars_to_notes(improviser.step(bar).bar, 100, first_step=answer_step):
+        for note in bars_to_notes(improviser.step(bar, settings).bar, 100,
+                                  first_step=answer_step):
             notes.add((note.start_step, note.pitch, note.end_step))
     return notes
 

@@ -21,13 +21,15 @@ from qbdi.bars import Note, notes_to_bars
 from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import LiveIrSettings, changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server import live_ir, osc
 from qbdi.server.clocks import InternalClock
 from qbdi.server.live_ir import IrStream, LiveIr
-from qbdi.server.loop import Server
+from qbdi.server.manual import run_until
 from qbdi.server.osc_transport import OscTransport, encode
 from qbdi.server.ports import MemoryPorts
+from qbdi.server.session import Server
+from qbdi.settings import LiveIrSettings, changed
 
 N_BARS = 8
 # Answers at velocity 1, which the query never uses: the echo filter would otherwise take an
@@ -58,17 +60,17 @@ def play(rig: Rig, notes: list[Note], until_step: float,
     actions = sorted(at_step.items()) if at_step else []
     for step, is_on, note in events:
         while actions and actions[0][0] <= step:
-            rig.server.run_until(actions[0][0])
+            run_until(rig.server.loop, actions[0][0])
             actions.pop(0)[1]()
-        rig.server.run_until(step)
+        run_until(rig.server.loop, step)
         kind = "note_on" if is_on else "note_off"
         rig.ports.play(mido.Message(kind, note=note.pitch, velocity=note.velocity if is_on else 0))
         rig.server.step()
-    rig.server.run_until(until_step)
+    run_until(rig.server.loop, until_step)
 
 
 def enabled(rig: Rig, **settings: Any) -> Rig:
-    rig.server.change(live_ir={"enabled": True, **settings})
+    rig.server.control.change(live_ir={"enabled": True, **settings})
     return rig
 
 
@@ -107,8 +109,8 @@ def test_ir_sent_for_a_real_query_equals_the_offline_analysis(tiny_checkpoint, q
     assert ir_in == offline_ir(played)  # exactly: the incremental oracle's guarantee
 
     settings = changed(load_preset("default"), improviser=EXACT).improviser
-    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), settings)
-    answers = np.stack([improviser.step(bar).bar for bar in played])
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint))
+    answers = np.stack([improviser.step(bar, settings).bar for bar in played])
     bars_out, ir_out = sent_ir(rig, "/qbdi/ir/out")
     assert bars_out == list(range(1, N_BARS + 1))  # the bar each answer sounds in
     assert ir_out == offline_ir(answers)
@@ -141,11 +143,11 @@ def test_feed_off_sends_nothing_and_starts_no_thread(tiny_checkpoint, query_note
     assert rig.server.live_ir._thread is None
 
     enabled(rig)
-    rig.server.run_until((N_BARS + 3) * 16)
+    run_until(rig.server.loop, (N_BARS + 3) * 16)
     assert len(feed_messages(rig)) >= 4
-    rig.server.change(live_ir={"enabled": False})
+    rig.server.control.change(live_ir={"enabled": False})
     before = feed_messages(rig)
-    rig.server.run_until((N_BARS + 6) * 16)
+    run_until(rig.server.loop, (N_BARS + 6) * 16)
     assert feed_messages(rig) == before
     rig.server.shutdown()
     assert not rig.server.live_ir._thread.is_alive()
@@ -237,13 +239,12 @@ def test_the_feed_messages_arrive_over_udp_at_the_feedback_target(tiny_checkpoin
     listener.settimeout(0.05)
     control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     state = changed(load_preset("default"), tempo_bpm=960.0, improviser={"mode": "echo"})
-    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint), state.improviser)
-    server = Server(MemoryPorts(), InternalClock(960.0), improviser, state)
-    transport = OscTransport(server.post_osc, "127.0.0.1", 0, feedback=listener.getsockname())
-    server.feedback = transport
+    improviser = Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint))
+    transport = OscTransport("127.0.0.1", 0, feedback=listener.getsockname())
+    server = Server(MemoryPorts(), InternalClock(960.0), improviser, state, feedback=transport)
     stop = threading.Event()
     server.start()
-    transport.start()
+    transport.start(server.post_osc)
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
     thread.start()
     try:

@@ -12,14 +12,18 @@ import mido
 import pytest
 
 from qbdi.bars import Note, bars_to_notes, notes_to_bars
-from qbdi.improviser import Improviser, ImproviserSettings
+from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import Preset, changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualClock
 from qbdi.server.errors import PortLost
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.feedback import MemoryFeedback
+from qbdi.server.manual import run_until
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.server.take import TakeListener
+from qbdi.settings import ImproviserSettings, Preset, changed
 
 ECHO = {"mode": "echo"}
 # Deterministic query answers: no sampling anywhere, corpus statistics, z_e = mu.
@@ -36,24 +40,23 @@ class Rig:
         self.ports = MemoryPorts(now=self.clock.now_steps, loopback=loopback)
         self.state = changed(load_preset("default"), tempo_bpm=120.0,
                              improviser=improviser or ECHO, playing=playing or {})
-        self.improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint),
-                                                     self.state.improviser)
+        self.improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
         self.feedback = MemoryFeedback()
         kwargs = {"preset_loader": preset_loader} if preset_loader else {}
         if take is not None:
-            kwargs["take"] = take
+            kwargs["listeners"] = [TakeListener(take)]
         self.server = Server(self.ports, self.clock,
                              wrap(self.improviser, self.clock) if wrap else self.improviser,
                              self.state, feedback=self.feedback, **kwargs)
         self.server.start()
 
     def press(self, step: float, pitch: int, velocity: int = 100) -> None:
-        self.server.run_until(step)
+        run_until(self.server.loop, step)
         self.ports.play(mido.Message("note_on", note=pitch, velocity=velocity))
         self.server.step()
 
     def release(self, step: float, pitch: int) -> None:
-        self.server.run_until(step)
+        run_until(self.server.loop, step)
         self.ports.play(mido.Message("note_off", note=pitch, velocity=0))
         self.server.step()
 
@@ -87,14 +90,14 @@ class Rig:
         recorder = NoteRecorder.of(m for _, m in self.ports.sent)
         assert recorder.sounding == set()
         assert recorder.double_note_ons == 0
-        assert self.server.scheduler.sounding == {}
+        assert self.server.loop.scheduler.sounding == {}
 
 
 def test_a_bar_played_in_is_answered_during_the_next_bar_on_the_grid(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
     rig.play(0, 60, 4, velocity=100)
     rig.play(4, 64, 8, velocity=60)
-    rig.server.run_until(40)
+    run_until(rig.server.loop, 40)
     # echo: the answer is the bar itself, one bar later, at the mean velocity (80)
     assert rig.events() == [
         (16.0, "note_on", 60, 80), (20.0, "note_off", 60, 0),
@@ -107,7 +110,7 @@ def test_input_is_quantised_to_the_nearest_sixteenth(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
     rig.play(3.4, 62, 5.6)  # -> steps 3..6
     rig.play(9.5, 65, 9.7)  # 9.5 rounds to 10 (half to even); shorter than a step -> 1 step
-    rig.server.run_until(40)
+    run_until(rig.server.loop, 40)
     assert rig.sent_notes() == [Note(19, 62, 22, 100), Note(26, 65, 27, 100)]
     rig.assert_silent()
 
@@ -115,7 +118,7 @@ def test_input_is_quantised_to_the_nearest_sixteenth(tiny_checkpoint):
 def test_a_note_held_over_the_barline_sounds_untied_at_step_0_of_the_next_bar(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
     rig.play(12, 67, 20)
-    rig.server.run_until(60)
+    run_until(rig.server.loop, 60)
     # bar 0 ends with the note struck at 12; bar 1 opens with it sounding (not struck):
     # answered in bars 1 and 2, released at the barline and struck again.
     assert rig.events() == [
@@ -131,7 +134,7 @@ def test_output_velocity_follows_each_bar_or_stays_fixed(tiny_checkpoint):
     for rig in (follow, fixed):
         rig.play(0, 60, 2, velocity=30)
         rig.play(16, 60, 18, velocity=120)
-        rig.server.run_until(48)
+        run_until(rig.server.loop, 48)
     assert [n.velocity for n in follow.sent_notes()] == [30, 120]
     assert [n.velocity for n in fixed.sent_notes()] == [50, 50]
     follow.assert_silent()
@@ -141,12 +144,12 @@ def test_output_velocity_follows_each_bar_or_stays_fixed(tiny_checkpoint):
 def _offline_answers(checkpoint: Path, settings: ImproviserSettings, played: list[Note],
                      n_bars: int) -> list[Note]:
     """What the improviser answers to ``played``, bar by bar, one bar later."""
-    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), settings)
+    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
     bars = notes_to_bars(played, n_bars)
     expected = []
     for index, bar in enumerate(bars):
         velocity = next(n.velocity for n in played if n.start_step // 16 == index)
-        answer = improviser.step(bar)
+        answer = improviser.step(bar, settings)
         expected += bars_to_notes(answer.bar, velocity, first_step=(index + 1) * 16)
     return sorted(expected)
 
@@ -160,11 +163,11 @@ def test_query_answers_are_the_improvisers_answers_bar_aligned(tiny_checkpoint):
               Note(36, 72, 40, 80)]
     for note in played:
         rig.play(note.start_step, note.pitch, note.end_step, velocity=note.velocity)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     expected = _offline_answers(tiny_checkpoint, rig.state.improviser, played, 3)
     assert expected, "the tiny model must play something at this threshold"
     assert rig.sent_notes() == expected
-    assert rig.server.echo.dropped == 0
+    assert rig.server.loop.echo.dropped == 0
     rig.server.shutdown()
     rig.assert_silent()
 
@@ -175,7 +178,7 @@ def test_silence_in_query_mode_stays_silent_or_repeats_the_last_bar(tiny_checkpo
     repeat = Rig(tiny_checkpoint, improviser=exact, playing={"silence": "repeat"})
     for rig in (silent, repeat):
         rig.play(0, 60, 8)
-        rig.server.run_until(48)  # bar 1 and 2 empty: answers during bars 2 and 3
+        run_until(rig.server.loop, 48)  # bar 1 and 2 empty: answers during bars 2 and 3
         rig.server.shutdown()
         rig.assert_silent()
     first = [n for n in repeat.sent_notes() if 16 <= n.start_step < 32]
@@ -188,7 +191,7 @@ def test_silence_in_query_mode_stays_silent_or_repeats_the_last_bar(tiny_checkpo
 
 def test_free_mode_keeps_playing_without_input(tiny_checkpoint):
     rig = Rig(tiny_checkpoint, improviser={"mode": "free", "threshold": 0.5})
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     bars_with_notes = {n.start_step // 16 for n in rig.sent_notes()}
     assert bars_with_notes >= {1, 2, 3}
     rig.server.shutdown()
@@ -203,17 +206,13 @@ class SlowImproviser:
         self.inner, self.clock = inner, clock
         self.slow_call, self.late_steps, self.calls = slow_call, late_steps, 0
 
-    def step(self, bar):
+    def step(self, bar, settings):
         self.calls += 1
         if self.calls == self.slow_call:
             self.clock.set_step(self.clock.now_steps() + self.late_steps)
-        return self.inner.step(bar)
+        return self.inner.step(bar, settings)
 
-    def update(self, settings):
-        self.inner.update(settings)
 
-    def reset(self, settings=None):
-        self.inner.reset(settings)
 
 
 def test_an_overrun_is_reported_and_its_late_notes_dropped_never_queued(tiny_checkpoint):
@@ -223,10 +222,10 @@ def test_an_overrun_is_reported_and_its_late_notes_dropped_never_queued(tiny_che
     rig.play(16, 62, 17)  # answered at step 32: already past when ready, dropped
     rig.play(20, 64, 21)  # answered at step 36: still ahead, played
     rig.play(34, 65, 35)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     assert [(n.start_step, n.pitch) for n in rig.sent_notes()] == [(16, 60), (36, 64), (50, 65)]
-    assert rig.server.counters.overruns == 1
-    assert rig.server.counters.late_notes_dropped == 1
+    assert rig.server.loop.counters.overruns == 1
+    assert rig.server.loop.counters.late_notes_dropped == 1
     assert [args[0] for args in rig.feedback.addressed("/qbdi/overrun")] == [1]
     rig.assert_silent()
 
@@ -241,9 +240,9 @@ def test_a_loop_that_fell_behind_answers_only_the_latest_bar(tiny_checkpoint):
     rig.ports.play(mido.Message("note_off", note=62))
     rig.clock.set_step(47.5)
     rig.server.step()
-    assert rig.server.counters.skipped_bars == 2
+    assert rig.server.loop.counters.skipped_bars == 2
     assert [args[0] for args in rig.feedback.addressed("/qbdi/bar")] == [2]
-    rig.server.run_until(70)
+    run_until(rig.server.loop, 70)
     assert [(n.start_step, n.pitch) for n in rig.sent_notes()] == [(56, 62)]
     rig.assert_silent()
 
@@ -251,22 +250,22 @@ def test_a_loop_that_fell_behind_answers_only_the_latest_bar(tiny_checkpoint):
 def test_our_own_output_echoed_to_our_input_is_ignored(tiny_checkpoint):
     rig = Rig(tiny_checkpoint, loopback=True)
     rig.play(0, 60, 4)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     # Without the filter the looped-back answer would be answered again in bar 2, 3, ...
     assert [n.start_step for n in rig.sent_notes()] == [16]
-    assert rig.server.echo.dropped == 2
+    assert rig.server.loop.echo.dropped == 2
     rig.assert_silent()
 
 
 def test_a_player_note_like_ours_but_not_an_echo_is_kept(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
     rig.play(0, 60, 4, velocity=90)
-    rig.server.run_until(16)  # our note-on 60 velocity 90 goes out at step 16
+    run_until(rig.server.loop, 16)  # our note-on 60 velocity 90 goes out at step 16
     rig.ports.play(mido.Message("note_on", note=60, velocity=91))  # the player, not an echo
     rig.server.step()
-    rig.server.run_until(20)
+    run_until(rig.server.loop, 20)
     rig.ports.play(mido.Message("note_off", note=60))
-    rig.server.run_until(40)
+    run_until(rig.server.loop, 40)
     assert [n.start_step for n in rig.sent_notes()] == [16, 32]
     rig.assert_silent()
 
@@ -279,7 +278,7 @@ def _sounding_rig(checkpoint: Path, **kwargs) -> Rig:
     rig.press(2, 64)
     rig.release(16, 60)
     rig.release(16, 64)
-    rig.server.run_until(18)  # answers: 60 over steps 16-32, 64 over 18-32
+    run_until(rig.server.loop, 18)  # answers: 60 over steps 16-32, 64 over 18-32
     assert NoteRecorder.of(m for _, m in rig.ports.sent).sounding == {(0, 60), (0, 64)}
     return rig
 
@@ -297,7 +296,7 @@ def test_mode_change_ends_sounding_notes_and_drops_the_rest_of_the_answer(tiny_c
     rig.server.post_osc("/qbdi/mode", ["mute"], None)
     rig.server.step()
     _assert_ended_with_cc123(rig, before)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     assert len(rig.ports.sent) == before + 3  # nothing more: the rest was dropped, mute
     assert rig.feedback.addressed("/qbdi/mode") == [["mute"]]
 
@@ -323,16 +322,16 @@ def test_panic_ends_sounding_notes_and_the_next_bar_plays(tiny_checkpoint):
     rig.server.post_osc("/qbdi/panic", [], None)
     rig.server.step()
     _assert_ended_with_cc123(rig, before)
-    rig.server.run_until(48)
+    run_until(rig.server.loop, 48)
     assert [n.start_step for n in rig.sent_notes() if n.start_step >= 32] == [36]
 
 
 class FailingImproviser(SlowImproviser):
-    def step(self, bar):
+    def step(self, bar, settings):
         self.calls += 1
         if self.calls == self.slow_call:
             raise RuntimeError("injected failure")
-        return self.inner.step(bar)
+        return self.inner.step(bar, settings)
 
 
 def test_an_exception_in_a_bar_ends_notes_is_reported_and_playing_goes_on(tiny_checkpoint, caplog):
@@ -340,13 +339,13 @@ def test_an_exception_in_a_bar_ends_notes_is_reported_and_playing_goes_on(tiny_c
                         wrap=lambda imp, clock: FailingImproviser(imp, clock, 2, 0))
     rig.play(20, 67, 22)
     before = len(rig.ports.sent)
-    rig.server.run_until(31.5)  # bar 1 closes: the improviser raises
+    run_until(rig.server.loop, 31.5)  # bar 1 closes: the improviser raises
     _assert_ended_with_cc123(rig, before)
-    assert rig.server.counters.bar_errors == 1
+    assert rig.server.loop.counters.bar_errors == 1
     assert rig.feedback.addressed("/qbdi/error") == [["bar 1: RuntimeError: injected failure"]]
     assert "bar 1 failed" in caplog.text
     rig.play(34, 69, 36)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     assert [n.start_step for n in rig.sent_notes() if n.start_step >= 32] == [50]
     rig.assert_silent()
 
@@ -355,8 +354,8 @@ def test_port_loss_ends_notes_and_stops_the_server(tiny_checkpoint):
     rig = _sounding_rig(tiny_checkpoint)
     before = len(rig.ports.sent)
     rig.ports.lose(1)  # the next send (the note-off of 60 at step 32) fails
-    rig.server.run_until(40)
-    assert isinstance(rig.server.fatal, PortLost)
+    run_until(rig.server.loop, 40)
+    assert isinstance(rig.server.loop.fatal, PortLost)
     _assert_ended_with_cc123(rig, before)  # both released again, then CC 123
     assert rig.feedback.addressed("/qbdi/error")[0][0].startswith("port lost")
 
@@ -394,7 +393,7 @@ def test_an_address_pattern_reaches_every_matching_handler(tiny_checkpoint):
 
 def test_bpm_change_keeps_the_position_and_changes_the_step_length(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
-    rig.server.run_until(8)
+    run_until(rig.server.loop, 8)
     rig.server.post_osc("/qbdi/bpm", [60.0], None)
     rig.server.step()
     assert rig.clock.now_steps() == pytest.approx(8.0)
@@ -404,15 +403,16 @@ def test_bpm_change_keeps_the_position_and_changes_the_step_length(tiny_checkpoi
 
 def test_input_channel_takes_one_channel_and_counts_the_rest(tiny_checkpoint):
     rig = Rig(tiny_checkpoint, ECHO, playing={"input_channel": 2})
-    rig.server.run_until(2)
+    run_until(rig.server.loop, 2)
     for channel, pitch in ((0, 60), (1, 64), (9, 36)):  # channels 1, 2 and 10 (drums)
         rig.ports.play(mido.Message("note_on", channel=channel, note=pitch, velocity=90))
-    rig.server.run_until(4)
+    run_until(rig.server.loop, 4)
     for channel, pitch in ((0, 60), (1, 64), (9, 36)):
         rig.ports.play(mido.Message("note_off", channel=channel, note=pitch))
-    rig.server.run_until(32)
+    run_until(rig.server.loop, 32)
     assert [m.note for _, m in rig.ports.sent if m.type == "note_on"] == [64]
-    assert rig.server.counters.other_channel == 4 and rig.server.counters.notes_in == 1
+    heard = rig.server.loop.player.counters
+    assert heard.other_channel == 4 and heard.notes_in == 1
     rig.server.shutdown()
     assert NoteRecorder.of(m for _, m in rig.ports.sent).sounding == set()
 
@@ -420,11 +420,11 @@ def test_input_channel_takes_one_channel_and_counts_the_rest(tiny_checkpoint):
 def test_changing_the_input_channel_releases_what_the_player_held(tiny_checkpoint):
     rig = Rig(tiny_checkpoint, ECHO)
     rig.press(2, 60)
-    assert rig.server.collector.held_pitches == [60]
-    rig.server.change(playing={"input_channel": 3})
-    assert rig.server.collector.held_pitches == []
+    assert rig.server.loop.collector.held_pitches == [60]
+    rig.server.control.change(playing={"input_channel": 3})
+    assert rig.server.loop.collector.held_pitches == []
     rig.ports.play(mido.Message("note_off", note=60))  # on channel 1: no longer heard
-    rig.server.run_until(40)
+    run_until(rig.server.loop, 40)
     # answered once, from where it was struck to where the channel changed
     assert [(t, m.note) for t, m in rig.ports.sent if m.type == "note_on"] == [(18.0, 60)]
     rig.server.shutdown()

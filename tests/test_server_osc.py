@@ -16,14 +16,15 @@ from pythonosc.osc_message import OscMessage
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_named_preset, load_preset
+from qbdi.presets import load_named_preset, load_preset
 from qbdi.server import osc
 from qbdi.server.clocks import InternalClock
 from qbdi.server.errors import OscSetupError
-from qbdi.server.loop import Server
 from qbdi.server.osc_transport import OscTransport, TokenBucket, check_bind, encode
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 REPLY_TIMEOUT_S = 2.0
 
@@ -73,17 +74,17 @@ class Running:
                  preset_dir: Path | None = None) -> None:
         self.state = changed(load_preset("default"), tempo_bpm=960.0,
                              improviser={"mode": "echo"})
-        improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), self.state.improviser)
+        improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
         self.ports = MemoryPorts()
+        self.transport = OscTransport("127.0.0.1", 0, feedback=feedback, rate_per_s=rate_per_s)
         self.server = Server(self.ports, InternalClock(960.0), improviser, self.state,
+                             feedback=self.transport,
                              preset_loader=functools.partial(load_named_preset,
-                                                             user_dir=preset_dir))
-        self.transport = OscTransport(self.server.post_osc, "127.0.0.1", 0, feedback=feedback,
-                                      rate_per_s=rate_per_s)
-        self.server.feedback = self.transport
+                                                             user_dir=preset_dir),
+                             status_counts=self.transport.status_counts)
         self.stop = threading.Event()
         self.server.start()
-        self.transport.start()
+        self.transport.start(self.server.post_osc)
         self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
         self.thread.start()
         self.client = Client(self.transport.port)
@@ -268,7 +269,8 @@ def test_binding_beyond_loopback_needs_an_allowlist_and_refuses_others(tiny_chec
     with pytest.raises(OscSetupError, match="not an IP address"):
         check_bind("0.0.0.0", ["my-laptop"])
     got = []
-    transport = OscTransport(lambda *a: got.append(a), "0.0.0.0", 0, allow=["10.0.0.7"])
+    transport = OscTransport("0.0.0.0", 0, allow=["10.0.0.7"])
+    transport.on_message = lambda *a: got.append(a)
     try:
         transport.receive(encode("/qbdi/seed", [1]), ("10.0.0.8", 5000))
         transport.receive(encode("/qbdi/seed", [2]), ("10.0.0.7", 5000))
@@ -308,7 +310,7 @@ def test_serve_refuses_bad_osc_flags_and_a_port_in_use_with_a_clear_message():
 
 
 def test_the_folder_of_a_preset_file_is_the_default_preset_dir(tmp_path):
-    from qbdi.server.app import user_preset_dir
+    from qbdi.commands.serve import user_preset_dir
 
     assert user_preset_dir("default", None) is None
     assert user_preset_dir(str(tmp_path / "live.toml"), None) == tmp_path

@@ -34,9 +34,12 @@ from stress_rig import RecordingPorts, rss_kb
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import InternalClock, ManualClock
-from qbdi.server.loop import Counters, Server
+from qbdi.server.loop import LoopCounters
+from qbdi.server.manual import run_until
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 TEMPO_BPM = 240.0
 BARS = 7200  # 2 h x 60 bars/min
@@ -54,7 +57,7 @@ def _server(checkpoint, make_clock):
     state = changed(load_preset("default"), tempo_bpm=TEMPO_BPM,
                     improviser={"mode": "query", "budget_bits": 64, "threshold": 0.5},
                     playing={"velocity": "fixed", "fixed_velocity": 80})  # never an echo
-    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
     clock = make_clock()  # after loading: the real clock starts at bar 0, step 0
     ports = RecordingPorts(clock.now_s)
     server = Server(ports, clock, improviser, state, feedback=None)
@@ -70,16 +73,16 @@ def _manual(checkpoint, bars: int) -> None:
             baseline_kb = rss_kb()
         first = bar * 16
         for start, pitch, end in PHRASE:  # the player: a phrase every bar, transposed
-            server.run_until(first + start)
+            run_until(server.loop, first + start)
             ports.play(mido.Message("note_on", note=pitch + bar % 12, velocity=90))
-            server.run_until(first + end - 0.25)
+            run_until(server.loop, first + end - 0.25)
             ports.play(mido.Message("note_off", note=pitch + bar % 12))
-    server.run_until(bars * 16)
+    run_until(server.loop, bars * 16)
     growth_kb = rss_kb() - baseline_kb
-    counters = server.counters
+    counters = server.loop.counters
     assert counters.bars == bars
     assert counters.skipped_bars == 0 and counters.overruns == 0 and counters.bar_errors == 0
-    assert counters.notes_in == bars * len(PHRASE)
+    assert server.loop.player.counters.notes_in == bars * len(PHRASE)
     assert growth_kb <= MAX_GROWTH_KB, f"RSS grew {growth_kb} kB over {bars} bars"
     server.shutdown()
     assert ports.recorder.sounding == set() and ports.recorder.double_note_ons == 0
@@ -113,7 +116,7 @@ class AcceleratedClock(InternalClock):
         return super().seconds_until(step) / self.speed
 
 
-def _accelerated(checkpoint, speed: float, bars: int) -> Counters:
+def _accelerated(checkpoint, speed: float, bars: int) -> LoopCounters:
     # Not the server's own memory or pauses, so kept out of the measurement: the test
     # process's heap (pytest, training the tiny model), which a full collection would scan
     # for ~0.3 s (18 bars at 60x), and the log records pytest keeps of the expected
@@ -130,7 +133,7 @@ def _accelerated(checkpoint, speed: float, bars: int) -> Counters:
         loop_log.setLevel(level)
 
 
-def _play_accelerated(checkpoint, speed: float, bars: int) -> Counters:
+def _play_accelerated(checkpoint, speed: float, bars: int) -> LoopCounters:
     server, ports, clock = _server(checkpoint, lambda: AcceleratedClock(TEMPO_BPM, speed))
     stop = threading.Event()
     loop = threading.Thread(target=server.serve, args=(stop,), daemon=True)
@@ -155,10 +158,10 @@ def _play_accelerated(checkpoint, speed: float, bars: int) -> Counters:
     loop.join(timeout=5)
     assert not loop.is_alive()
     growth_kb = rss_kb() - baseline_kb
-    counters = server.counters
+    counters = server.loop.counters
     assert counters.bar_errors == 0 and counters.skipped_bars == 0, counters
     assert counters.bars == bars, counters
-    assert counters.notes_in == bars * len(PHRASE), counters
+    assert server.loop.player.counters.notes_in == bars * len(PHRASE), counters
     print(f"{speed:g}x, {bars} bars: {counters}, RSS grew {growth_kb} kB")
     assert growth_kb <= MAX_GROWTH_KB, f"RSS grew {growth_kb} kB"
     assert ports.recorder.sounding == set() and ports.recorder.double_note_ons == 0

@@ -19,11 +19,14 @@ from stress_rig import jack_backend, jack_server, start_serve_jack
 
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
+from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualClock, MidiClockFollower
-from qbdi.server.loop import MemoryFeedback, Server
+from qbdi.server.feedback import MemoryFeedback
+from qbdi.server.manual import run_until
 from qbdi.server.ports import MemoryPorts, resolve_port
 from qbdi.server.recorder import NoteRecorder
+from qbdi.server.session import Server
+from qbdi.settings import changed
 
 BOUND_S = 0.010
 JACK_PERIOD_S = 128 / 48_000
@@ -35,17 +38,13 @@ class Failing:
     def __init__(self, inner: Improviser, fail_on: int) -> None:
         self.inner, self.fail_on, self.calls = inner, fail_on, 0
 
-    def step(self, bar):
+    def step(self, bar, settings):
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("injected")
-        return self.inner.step(bar)
+        return self.inner.step(bar, settings)
 
-    def update(self, settings):
-        self.inner.update(settings)
 
-    def reset(self, settings=None):
-        self.inner.reset(settings)
 
 
 def _rig(checkpoint, clock=None, fail_on: int = 0):
@@ -53,7 +52,7 @@ def _rig(checkpoint, clock=None, fail_on: int = 0):
     ports = MemoryPorts(now=clock.now_s)
     state = changed(load_preset("default"), tempo_bpm=120.0,
                     improviser={"mode": "free", "threshold": 0.5})
-    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
     server = Server(ports, clock, Failing(improviser, fail_on) if fail_on else improviser,
                     state, feedback=MemoryFeedback(),
                     preset_loader=lambda name: changed(state, improviser={"budget_bits": 8}))
@@ -71,8 +70,8 @@ def _until_sounding(server: Server, ports: MemoryPorts) -> float:
     while not _sounding(ports):
         step += 0.25
         assert step < 200, "the model never played a note"
-        server.run_until(step)
-    return server.clock.now_s()
+        run_until(server.loop, step)
+    return server.loop.clock.now_s()
 
 
 TRIGGERS = {
@@ -94,20 +93,20 @@ def test_nothing_sounds_at_the_moment_of_the_trigger(tiny_checkpoint, trigger):
     TRIGGERS[trigger](server, ports)
     if trigger == "output port gone":
         # The DAW closed the port: nothing can sound there; we keep no note for it.
-        assert server.scheduler.sounding == {} and ports.dropped > 0
+        assert server.loop.scheduler.sounding == {} and ports.dropped > 0
     else:
         assert _sounding(ports) == set()
         assert all(t == t_s for t, _ in ports.sent[delivered:]), "note-offs at once (0 ms)"
-    assert server.fatal is None
+    assert server.loop.fatal is None
 
 
 def test_an_exception_inside_a_bar_ends_notes_at_that_moment(tiny_checkpoint):
     _, ports, server = _rig(tiny_checkpoint, fail_on=3)
     _until_sounding(server, ports)
-    while server.counters.bar_errors == 0:
-        server.run_until(server.next_wakeup_step())
+    while server.loop.counters.bar_errors == 0:
+        run_until(server.loop, server.loop.next_wakeup_step())
     assert _sounding(ports) == set()
-    assert server.scheduler.sounding == {}
+    assert server.loop.scheduler.sounding == {}
 
 
 def test_a_midi_clock_stop_ends_notes(tiny_checkpoint):
@@ -127,7 +126,7 @@ def test_a_midi_clock_stop_ends_notes(tiny_checkpoint):
 
 def test_every_note_on_gets_its_note_off_over_a_long_free_run(tiny_checkpoint):
     _, ports, server = _rig(tiny_checkpoint)
-    server.run_until(16 * 64)
+    run_until(server.loop, 16 * 64)
     server.shutdown()
     recorder = NoteRecorder.of(m for _, m in ports.sent)
     assert recorder.note_ons > 50

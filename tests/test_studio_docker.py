@@ -104,7 +104,7 @@ def test_the_entrypoint_is_executable_bash_and_calls_what_exists():
     subprocess.run(["bash", "-n", str(ENTRYPOINT)], check=True)
     script = ENTRYPOINT.read_text()
     assert JACKD_LINE.rstrip(" &") in script, "the same jackd line as `qbdi ports` suggests"
-    commands = {name for name, _, _ in COMMANDS}
+    commands = {command.name for command in COMMANDS}
     assert {"serve", "doctor"} <= commands
     build_parser().parse_args(["serve", "--backend", "jack", "--osc-host", "0.0.0.0",
                                "--osc-allow", "172.17.0.1,10.0.0.2", "--osc-port", "9000"])

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from studio_surface import feedback_addresses, refusal
 
-from qbdi.presets import list_presets, load_preset, max_patch
+from qbdi.commands.serve import add_arguments as add_serve_arguments
+from qbdi.presets import list_presets, load_preset
 from qbdi.server import osc
-from qbdi.server.app import add_serve_arguments
+from tools import max_patch
 
 Box = dict[str, Any]
 
@@ -92,7 +93,7 @@ def _atom(word: str) -> Any:
 
 def test_the_file_is_the_generators_output():
     assert max_patch.PATCH_PATH.read_text(encoding="utf-8") == max_patch.render(), \
-        "presets/max/qbdi.maxpat is stale: run python -m qbdi.presets.max_patch"
+        "presets/max/qbdi.maxpat is stale: run python -m tools.max_patch"
 
 
 def test_every_cord_joins_existing_inlets_and_outlets(boxes, cords):

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from studio_surface import feedback_addresses, refusal
 
-from qbdi.presets import list_presets, touchosc_layout
+from qbdi.presets import list_presets
 from qbdi.server import osc
+from qbdi.settings import MODES
+from tools import touchosc_layout
 
 CONVERT = {"INTEGER": lambda v: round(float(v)), "FLOAT": float, "STRING": str}
 
@@ -64,7 +66,7 @@ def _messages(node: ET.Element) -> list[tuple[str, list[Any]]]:
 
 def test_the_file_is_the_generators_output():
     assert touchosc_layout.LAYOUT_PATH.read_bytes() == touchosc_layout.render(), \
-        "presets/touchosc/qbdi.tosc is stale: run python -m qbdi.presets.touchosc_layout"
+        "presets/touchosc/qbdi.tosc is stale: run python -m tools.touchosc_layout"
 
 
 def test_the_document_is_one_touchosc_group(lexml):
@@ -91,7 +93,7 @@ def test_every_message_a_control_sends_is_accepted_by_the_server(lexml):
     assert ("/qbdi/bits", ["full"]) in messages
     assert ("/qbdi/bits", [touchosc_layout.MAX_BITS]) in messages
     assert {tuple(a) for ad, a in messages if ad == "/qbdi/mode"} == {
-        (m,) for m in osc.MODES}
+        (m,) for m in MODES}
     for address, args in set((a, tuple(v)) for a, v in messages):
         assert refusal(address, list(args)) is None, (address, args)
 

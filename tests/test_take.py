@@ -22,17 +22,19 @@ from test_server_clocks import TICK_S
 from test_server_loop import ECHO, EXACT, Rig
 
 from qbdi.bars import Note
+from qbdi.commands.serve import take_path
 from qbdi.errors import MidiFileError, QbdiError
 from qbdi.improviser import Improviser
 from qbdi.midifile import Track, read_midi, write_midi
 from qbdi.models.checkpoint import load_checkpoint
-from qbdi.presets import changed, load_preset
-from qbdi.server.app import take_path
+from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualTime, MidiClockFollower
-from qbdi.server.loop import Server
+from qbdi.server.manual import run_until
 from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
-from qbdi.server.take import TICKS_PER_STEP, Take
+from qbdi.server.session import Server
+from qbdi.server.take import TICKS_PER_STEP, Take, TakeListener
+from qbdi.settings import changed
 from qbdi.take_score import score_take
 
 
@@ -67,7 +69,7 @@ def test_a_take_puts_the_players_notes_and_the_answers_on_one_timeline(tiny_chec
     rig = Rig(tiny_checkpoint, ECHO, take=take)
     rig.play(2, 60, 6)
     rig.play(18, 64, 20, velocity=80)
-    rig.server.run_until(40)
+    run_until(rig.server.loop, 40)
     rig.server.shutdown()
 
     tracks = read_take(take.path)
@@ -91,14 +93,14 @@ def test_the_take_marks_budget_and_mode_changes_and_follows_the_tempo(tiny_check
     take = Take(tmp_path / "take.mid")
     rig = Rig(tiny_checkpoint, {**EXACT, "budget_bits": 256}, take=take)
     rig.play(2, 60, 10)
-    rig.server.run_until(20)
-    rig.server.change(improviser={"budget_bits": 0})
-    rig.server.run_until(36)
-    rig.server.set_tempo(90.0)
-    rig.server.change(improviser={"mode": "echo"})
-    rig.server.run_until(52)
-    rig.server.change(improviser={"threshold": 0.6})  # no marker; the settings text says it
-    rig.server.run_until(68)
+    run_until(rig.server.loop, 20)
+    rig.server.control.change(improviser={"budget_bits": 0})
+    run_until(rig.server.loop, 36)
+    rig.server.control.set_tempo(90.0)
+    rig.server.control.change(improviser={"mode": "echo"})
+    run_until(rig.server.loop, 52)
+    rig.server.control.change(improviser={"threshold": 0.6})  # no marker; the settings text says it
+    run_until(rig.server.loop, 68)
     rig.server.shutdown()
 
     conductor = read_take(take.path)["qbdi take"]
@@ -122,7 +124,7 @@ def test_every_note_on_in_the_file_has_its_note_off(tiny_checkpoint, tmp_path):
     rig.press(4, 60)  # struck again without a release (a keyboard can send that)
     rig.press(6, 67)  # still held when the take ends
     rig.ports.play(mido.Message("control_change", control=64, value=127))  # sustain pedal
-    rig.server.run_until(24)
+    run_until(rig.server.loop, 24)
     rig.server.shutdown()
 
     tracks = read_take(take.path)
@@ -292,8 +294,8 @@ def test_a_daws_restart_continues_the_take_in_a_later_bar_with_its_tempo(tiny_ch
     ports = MemoryPorts(now=clock.now_steps)
     state = changed(load_preset("default"), improviser={"mode": "echo"})
     take = Take(tmp_path / "take.mid")
-    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint),
-                                                             state.improviser), state, take=take)
+    server = Server(ports, clock, Improviser.from_checkpoint(load_checkpoint(tiny_checkpoint)),
+                    state, listeners=[TakeListener(take)])
     server.start()
 
     def run(ticks: range, notes: dict[int, mido.Message]) -> None:
@@ -371,7 +373,7 @@ def test_a_served_take_scores_its_query_bars(tiny_checkpoint, tmp_path):
     for bar in range(3):  # velocities differ from the answers' (the bar before's), or a
         # note played as the tiny model strikes the same pitch would be taken for its echo
         rig.play(bar * 16 + 2, 60 + bar, bar * 16 + 6, velocity=90 + bar)
-    rig.server.run_until(64)
+    run_until(rig.server.loop, 64)
     rig.server.shutdown()
     rows = score_take(take.path)
     assert [(row.budget_bits, row.bars) for row in rows] == [(64, 3)]

@@ -1,5 +1,5 @@
-"""``qbdi serve``, ``qbdi ports``, ``qbdi presets`` and ``qbdi osc-help``: building the server
-from command-line options, and running it until SIGINT/SIGTERM.
+"""``qbdi serve``: build the server from command-line options and run it until SIGINT or
+SIGTERM.
 
 Start-up fails at once (a :class:`~qbdi.errors.QbdiError`, exit 2) when the preset, the
 model, the MIDI backend or the OSC socket is unusable; it never falls back to another
@@ -16,33 +16,22 @@ import gc
 import logging
 import math
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from pydantic import ValidationError
 
 from qbdi.errors import QbdiError, check_writable
-from qbdi.presets import (
-    MAX_TEMPO_BPM,
-    MIN_TEMPO_BPM,
-    Preset,
-    changed,
-    describe_error,
-    load_named_preset,
-    load_preset,
-    preset_path,
-)
+from qbdi.presets import load_named_preset, load_preset, preset_path
 from qbdi.presets import preset_dir as shipped_preset_dir
-from qbdi.server.clocks import InternalClock, MidiClockFollower
-from qbdi.server.osc import help_text, markdown_table
+from qbdi.server.clocks import Clock, InternalClock, MidiClockFollower
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
-from qbdi.server.ports import BACKENDS, MemoryPorts, MidoPorts, Ports, detect_backend, list_ports
+from qbdi.server.ports import BACKENDS, MemoryPorts, MidoPorts, Ports, detect_backend
 from qbdi.server.status import StatusLine, configure_logging
-from qbdi.server.take import Take
+from qbdi.server.take import Take, TakeListener
+from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed, describe_error
 
 log = logging.getLogger("qbdi.server")
 
@@ -69,7 +58,7 @@ def _rate_per_s(text: str) -> float:
     return rate
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default",
                         help="shipped preset name or a preset file (default: default)")
     parser.add_argument("--model", default=None,
@@ -131,7 +120,7 @@ def starting_state(preset: str, bpm: float | None) -> Preset:
         raise QbdiError(f"--bpm: {describe_error(err)}") from err
 
 
-def make_clock(kind: str, state: Preset, tempo_given: bool) -> tuple[Any, Preset]:
+def make_clock(kind: str, state: Preset, tempo_given: bool) -> tuple[Clock, Preset]:
     """The clock for ``--clock``, and the state with the tempo it starts at.
 
     Link joins the session first: without ``--bpm`` the server adopts the session's tempo
@@ -173,11 +162,13 @@ def open_ports(backend: str | None, in_port: str | None, out_port: str | None) -
     return MidoPorts(backend, in_port, out_port)
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; every note ends before exit."""
+def run(args: argparse.Namespace) -> int:
+    """Serve live: read bars on a MIDI input, answer them on a MIDI output, OSC control.
+
+    Runs until SIGINT/SIGTERM; every note ends before exit."""
     from qbdi.improviser import Improviser
     from qbdi.models.checkpoint import load_checkpoint
-    from qbdi.server.loop import Server
+    from qbdi.server.session import Server
 
     configure_logging(args.quiet, args.log_json)
     state = starting_state(args.preset, args.bpm)
@@ -187,23 +178,23 @@ def serve(args: argparse.Namespace) -> int:
     allow = check_bind(args.osc_host,
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
     ports = open_ports(args.backend, args.in_port, args.out_port)
-    improviser = Improviser.from_checkpoint(load_checkpoint(args.model), state.improviser)
+    improviser = Improviser.from_checkpoint(load_checkpoint(args.model))
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
-    server = Server(ports, clock, improviser, state, on_bar=status, take=take,
-                    preset_loader=functools.partial(load_named_preset, user_dir=preset_dir))
-    transport = OscTransport(server.post_osc, args.osc_host, args.osc_port, allow, feedback,
-                             args.osc_rate)
-    server.feedback = transport
+    transport = OscTransport(args.osc_host, args.osc_port, allow, feedback, args.osc_rate)
+    listeners = [status] + ([TakeListener(take)] if take is not None else [])
+    server = Server(ports, clock, improviser, state, feedback=transport, listeners=listeners,
+                    preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
+                    status_counts=transport.status_counts)
     stop = threading.Event()
-    _stop_on_signals(stop, server.wake)
+    _stop_on_signals(stop, server.loop.inbox.wake)
     # Start-up objects (the model, numpy, mido) never become garbage: freezing them keeps a
     # full collection from scanning them in the middle of a bar.
     gc.collect()
     gc.freeze()
     try:
         server.start()
-        transport.start()
+        transport.start(server.post_osc)
         print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}, "
               f"osc {transport.host}:{transport.port}, clock {args.clock}, "
               f"preset {args.preset}" + (f", recording to {take.path}" if take else ""),
@@ -212,9 +203,8 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         server.shutdown()
         transport.close()
-        status.finish()
-        getattr(clock, "close", lambda: None)()  # a Link clock leaves its session
-    c = server.counters
+        clock.close()  # a Link clock leaves its session
+    c = server.loop.counters
     log.info("stopped after %d bars: %d overruns, %d skipped, %d errors", c.bars, c.overruns,
              c.skipped_bars, c.bar_errors)
     return 0
@@ -228,41 +218,3 @@ def _stop_on_signals(stop: threading.Event, wake: Callable[[], None]) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)
-
-
-def ports(args: argparse.Namespace) -> int:
-    """List the MIDI input and output ports the backend sees."""
-    backend = args.backend or detect_backend()
-    inputs, outputs = list_ports(backend)
-    print(f"backend: {backend}")
-    print("inputs (for --in):")
-    for name in inputs:
-        print(f"  {name}")
-    print("outputs (for --out):")
-    for name in outputs:
-        print(f"  {name}")
-    return 0
-
-
-def presets(args: argparse.Namespace) -> int:
-    """List the presets /qbdi/preset can load, with their descriptions: those in
-    ``--preset-dir`` (if given) first, then the shipped ones. Every file is validated; an
-    invalid one is named with its field and the exit code is 2."""
-    user_dir = user_preset_dir("default", args.preset_dir)
-    folders = ([user_dir] if user_dir is not None else []) + [shipped_preset_dir()]
-    failed = 0
-    for folder in folders:
-        print(f"{folder}:")
-        for path in sorted(folder.glob("*.toml")):
-            try:
-                print(f"  {path.stem:12s} {load_preset(path).description}")
-            except QbdiError as err:
-                failed += 1
-                print(f"  {path.stem:12s} INVALID: {err}", file=sys.stderr)
-    return 2 if failed else 0
-
-
-def osc_help(args: argparse.Namespace) -> int:
-    """Print the OSC protocol, from the handlers' docstrings."""
-    print(markdown_table() if args.markdown else help_text())
-    return 0

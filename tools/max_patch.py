@@ -1,6 +1,6 @@
 """The Max/MSP control patch ``presets/max/qbdi.maxpat``, generated from this module.
 
-``python -m qbdi.presets.max_patch`` rewrites the file; the test suite checks that the file
+``python -m tools.max_patch`` rewrites the file; the test suite checks that the file
 is this module's output and that every OSC message it can send is one the server accepts.
 
 The patch sends to ``udpsend 127.0.0.1 9000`` (``qbdi serve``'s default OSC port) and listens
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qbdi.settings import MODES
+
 OSC_PORT = 9000
 FEEDBACK_PORT = 9001
-PATCH_PATH = Path(__file__).resolve().parent / "max" / "qbdi.maxpat"
-MODES = ("query", "free", "echo", "mute")
+PATCH_PATH = Path(__file__).resolve().parents[1] / "presets" / "max" / "qbdi.maxpat"
 PRESETS = ("default", "paper-256", "free")
 MAX_BITS = 1024  # the dial's top; "full" bypasses the channel
 TEMPO_RANGE_BPM = (20.0, 960.0)

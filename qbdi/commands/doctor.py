@@ -186,12 +186,12 @@ def check_bar(checkpoint: Any, preset: Any, clock: Callable[[], float]) -> Check
     from qbdi.improviser import Improviser
 
     try:
-        improviser = Improviser.from_checkpoint(checkpoint, preset.improviser)
+        improviser = Improviser.from_checkpoint(checkpoint)
         bar = _test_bar()
         times_ms = []
         for _ in range(TIMED_BARS):
             start = clock()
-            improviser.step(bar)
+            improviser.step(bar, preset.improviser)
             times_ms.append((clock() - start) * 1e3)
     except Exception as err:  # any failure here is what serve would hit on every bar
         return Check("one bar", FAIL, f"{type(err).__name__}: {err}",
@@ -248,8 +248,10 @@ def format_report(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def doctor(args: argparse.Namespace) -> int:
-    """Print the report; 0 when serve can work, 1 when a check failed."""
+def run(args: argparse.Namespace) -> int:
+    """Check MIDI backends, ports, the OSC port, the model and one bar; say what to fix.
+
+    Prints the report; 0 when serve can work, 1 when a check failed."""
     import time
 
     checks = run_checks(args, time.perf_counter)

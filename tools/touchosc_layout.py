@@ -1,6 +1,6 @@
 """The TouchOSC layout ``presets/touchosc/qbdi.tosc``, generated from this module.
 
-``python -m qbdi.presets.touchosc_layout`` rewrites the file; the test suite checks that
+``python -m tools.touchosc_layout`` rewrites the file; the test suite checks that
 the file is this module's output and that every OSC message a control can send is one the
 server accepts.
 
@@ -19,10 +19,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LAYOUT_PATH = Path(__file__).resolve().parent / "touchosc" / "qbdi.tosc"
+from qbdi.settings import MODES
+
+LAYOUT_PATH = Path(__file__).resolve().parents[1] / "presets" / "touchosc" / "qbdi.tosc"
 LEXML_VERSION = "6"
 WIDTH, HEIGHT = 640, 1136  # a phone in portrait; TouchOSC scales to the screen
-MODES = ("query", "free", "echo", "mute")
 PRESETS = ("default", "paper-256", "free")
 MAX_BITS = 1024
 TEMPO_RANGE_BPM = (40.0, 240.0)  # a finger's range; the server takes 20-960

@@ -1,0 +1,72 @@
+"""One improvisation session, assembled: the bar loop, its control surface, and what watches
+it (OSC feedback, the live information rate, and whatever else is subscribed: a take, the
+status line)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import mido
+
+from qbdi.improviser import Improviser
+from qbdi.presets import load_named_preset
+from qbdi.server.clocks import Clock
+from qbdi.server.control import Address, Control, Feedback
+from qbdi.server.events import Listeners, LoopListener
+from qbdi.server.feedback import FeedbackListener
+from qbdi.server.live_ir import LiveIr
+from qbdi.server.loop import Loop
+from qbdi.server.ports import Ports
+from qbdi.settings import Preset
+
+
+class NoFeedback:
+    """Feedback to nowhere (no OSC peer to tell)."""
+
+    def send(self, address: str, args: Sequence[Any], to: Address | None = None) -> None:
+        pass
+
+
+class Server:
+    """A session built from injected parts. Other threads reach it only through
+    :meth:`post_midi` and :meth:`post_osc`; everything else is for the loop thread."""
+
+    def __init__(self, ports: Ports, clock: Clock, improviser: Improviser, state: Preset, *,
+                 feedback: Feedback | None = None, listeners: Iterable[LoopListener] = (),
+                 preset_loader: Callable[[str], Preset] = load_named_preset,
+                 status_counts: Callable[[], list[Any]] = list,
+                 close_ahead_steps: float = 0.5, echo_window_s: float = 0.05) -> None:
+        self.feedback = feedback if feedback is not None else NoFeedback()
+        self.live_ir = LiveIr(self.feedback.send, state.live_ir)
+        self.listeners = Listeners(FeedbackListener(self.feedback), self.live_ir, *listeners)
+        self.loop = Loop(ports, clock, improviser, state, listeners=self.listeners,
+                         close_ahead_steps=close_ahead_steps, echo_window_s=echo_window_s)
+        self.control = Control(self.loop, self.feedback, preset_loader, status_counts)
+        self.loop.on_osc = self.control.handle_osc
+
+    @property
+    def state(self) -> Preset:
+        return self.loop.state
+
+    def post_midi(self, message: mido.Message) -> None:
+        self.loop.inbox.post_midi(message)
+
+    def post_osc(self, address: str, args: list[Any], sender: Address | None) -> None:
+        self.loop.inbox.post_osc(address, args, sender)
+
+    def wake(self) -> None:
+        self.loop.inbox.wake()
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def step(self) -> None:
+        self.loop.step()
+
+    def serve(self, stop: threading.Event) -> None:
+        self.loop.serve(stop)
+
+    def shutdown(self) -> None:
+        self.loop.shutdown()
