@@ -112,7 +112,7 @@ def bench_timing(model: Path, preset: Path, seconds: float,
     ``seconds``; ``extra_args`` go to ``qbdi serve`` (e.g. ``--record DIR``)."""
     import mido
 
-    from qbdi.server.ports import resolve_port
+    from qbdi.server.backends import resolve_port
 
     process, _ = start_serve(model, preset, extra_args)
     try:

@@ -7,15 +7,9 @@ decoder's latent from the optimal Gaussian test channel at those rates.
 """
 
 from qbdi.channel.gaussian import ChannelParams, transmit
+from qbdi.channel.live_stats import RunningStats, WindowStats
 from qbdi.channel.plan import channel_params
-from qbdi.channel.stats import (
-    ALLOCATION_VARIANCES,
-    AllocationVariance,
-    LatentStats,
-    Moments,
-    RunningStats,
-    WindowStats,
-)
+from qbdi.channel.stats import ALLOCATION_VARIANCES, AllocationVariance, LatentStats, Moments
 from qbdi.channel.waterfill import allocate_bits
 
 __all__ = [

@@ -11,13 +11,13 @@ This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pythonosc.dispatcher import Dispatcher
 
+from qbdi.server import osc_values as values
 from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
 
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
@@ -71,58 +71,14 @@ class OscAddress:
         return " ".join((self.handler.__doc__ or "").split())
 
 
-# -- argument checks: each returns the value or raises ValueError with the reason -------
-
-def _one(args: Sequence[Any]) -> Any:
-    if len(args) != 1:
-        raise ValueError(f"expects one argument, got {len(args)}")
-    return args[0]
-
-
-def _none(args: Sequence[Any]) -> None:
-    if args:
-        raise ValueError(f"expects no argument, got {len(args)}")
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expects a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"expects a finite number, got {value}")
-    return float(value)
-
-
-def _integer(value: Any) -> int:
-    number = _number(value)
-    if number != int(number):
-        raise ValueError(f"expects a whole number, got {value}")
-    return int(number)
-
-
-def _switch(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("on", "off", "true", "false"):
-        return value.lower() in ("on", "true")
-    raise ValueError(f"expects 0/1, true/false or on/off, got {value!r}")
-
-
-def _choice(value: Any, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"expects one of {'|'.join(options)}, got {value!r}")
-    return value
-
-
 # -- the handlers: docstrings are the protocol documentation ----------------------------
 
 def bits(ctl: Controls, args: Sequence[Any]) -> None:
     """Bits per bar through the latent channel: a whole number >= 0, or "full" to bypass
     the channel. 0 drifts to the corpus mean (the tonic); more bits follow the player
     more closely. Replies /qbdi/bits with the value now in use."""
-    value = _one(args)
-    budget: int | str = "full" if value == "full" else _integer(value)
+    value = values.one(args)
+    budget: int | str = "full" if value == "full" else values.integer(value)
     if isinstance(budget, int) and not 0 <= budget <= MAX_BUDGET_BITS:
         raise ValueError(f"expects bits in 0..{MAX_BUDGET_BITS} or 'full', got {budget}")
     ctl.change(improviser={"budget_bits": budget})
@@ -132,7 +88,7 @@ def mode(ctl: Controls, args: Sequence[Any]) -> None:
     """What answers: query (the player through the channel), free (from the prior, plays
     without input), echo (the input unchanged, for routing checks) or mute. Ends every
     sounding note. Replies /qbdi/mode."""
-    ctl.change(improviser={"mode": _choice(_one(args), MODES)})
+    ctl.change(improviser={"mode": values.choice(values.one(args), MODES)})
 
 
 def bpm(ctl: Controls, args: Sequence[Any]) -> None:
@@ -140,32 +96,32 @@ def bpm(ctl: Controls, args: Sequence[Any]) -> None:
     does not jump. With Link, proposes the tempo to every peer. Refused while following MIDI
     clock. Replies /qbdi/bpm; when the DAW's clock or a Link peer changes the tempo, the new
     one is sent as /qbdi/bpm at the next bar."""
-    ctl.set_tempo(_number(_one(args)))
+    ctl.set_tempo(values.number(values.one(args)))
 
 
 def threshold(ctl: Controls, args: Sequence[Any]) -> None:
     """Note probability above which the decoder plays a feature, strictly between 0 and 1
     (default 0.35): lower plays more notes. Replies /qbdi/threshold."""
-    ctl.change(improviser={"threshold": _number(_one(args))})
+    ctl.change(improviser={"threshold": values.number(values.one(args))})
 
 
 def sampling(ctl: Controls, args: Sequence[Any]) -> None:
     """1/true/on: draw notes by Bernoulli sampling instead of the threshold; 0/false/off:
     threshold. Replies /qbdi/sampling 0|1."""
-    ctl.change(improviser={"sampling": _switch(_one(args))})
+    ctl.change(improviser={"sampling": values.switch(values.one(args))})
 
 
 def stats(ctl: Controls, args: Sequence[Any]) -> None:
     """Where the channel's per-dimension mean and variance come from: window (recent bars,
     seeded by the corpus), query (every bar since the last change, seeded by the corpus),
     corpus or prior. Replies /qbdi/stats."""
-    ctl.change(improviser={"stats": _choice(_one(args), STATS_SOURCES)})
+    ctl.change(improviser={"stats": values.choice(values.one(args), STATS_SOURCES)})
 
 
 def seed(ctl: Controls, args: Sequence[Any]) -> None:
     """Random seed (whole number >= 0): restarts the random stream and the statistics
     window, so the same input gives the same answers again. Replies /qbdi/seed."""
-    value = _integer(_one(args))
+    value = values.integer(values.one(args))
     if value < 0:
         raise ValueError(f"expects a seed >= 0, got {value}")
     ctl.change(improviser={"seed": value})
@@ -174,17 +130,17 @@ def seed(ctl: Controls, args: Sequence[Any]) -> None:
 def silence(ctl: Controls, args: Sequence[Any]) -> None:
     """Query mode with no input in a bar: silent (answer nothing) or repeat (answer the
     last non-empty bar again, keeping the texture). Replies /qbdi/silence."""
-    ctl.change(playing={"silence": _choice(_one(args), SILENCE_POLICIES)})
+    ctl.change(playing={"silence": values.choice(values.one(args), SILENCE_POLICIES)})
 
 
 def velocity(ctl: Controls, args: Sequence[Any]) -> None:
     """follow: answers take the mean velocity the player struck in the bar they answer;
     a number 1-127: every answer note at that fixed velocity. Replies /qbdi/velocity."""
-    value = _one(args)
+    value = values.one(args)
     if value == "follow":
         ctl.change(playing={"velocity": "follow"})
     else:
-        ctl.change(playing={"velocity": "fixed", "fixed_velocity": _integer(value)})
+        ctl.change(playing={"velocity": "fixed", "fixed_velocity": values.integer(value)})
 
 
 def preset(ctl: Controls, args: Sequence[Any]) -> None:
@@ -192,7 +148,7 @@ def preset(ctl: Controls, args: Sequence[Any]) -> None:
     folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
     so a peer cannot make the server read other files. Ends every sounding note; a bad preset
     is refused and the current state stays. Replies with every value of the new state."""
-    name = _one(args)
+    name = values.one(args)
     if not isinstance(name, str) or not name:
         raise ValueError(f"expects a preset name, got {name!r}")
     ctl.load_preset(name)
@@ -201,7 +157,7 @@ def preset(ctl: Controls, args: Sequence[Any]) -> None:
 def panic(ctl: Controls, args: Sequence[Any]) -> None:
     """No arguments. Ends every sounding note now (note-offs, then CC 123) and drops the
     answer being played; the next bar plays normally."""
-    _none(args)
+    values.none(args)
     ctl.panic()
 
 
@@ -209,7 +165,7 @@ def status(ctl: Controls, args: Sequence[Any]) -> None:
     """No arguments. Replies with every current value (/qbdi/bits, /qbdi/mode, ...) and
     /qbdi/status with the bar counter, overruns, notes in/out and malformed packets as
     name, value pairs."""
-    _none(args)
+    values.none(args)
     ctl.send_status()
 
 
@@ -218,14 +174,14 @@ def ir_enable(ctl: Controls, args: Sequence[Any]) -> None:
     and of the answers (/qbdi/ir/out), and the motifs they complete (/qbdi/motif), from
     fresh oracles; computed on its own thread after each answer is scheduled, so it never
     delays one. 0/false/off: stop. Replies /qbdi/ir/enable 0|1."""
-    ctl.change(live_ir={"enabled": _switch(_one(args))})
+    ctl.change(live_ir={"enabled": values.switch(values.one(args))})
 
 
 def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
     """Tonnetz distance, above 0 and at most 3, below which two chroma frames of the live
     feed count as the same (default 0.68): lower finds fewer repeats. Restarts the feed's
     oracles. Replies /qbdi/ir/threshold."""
-    ctl.change(live_ir={"threshold": _number(_one(args))})
+    ctl.change(live_ir={"threshold": values.number(values.one(args))})
 
 
 def _velocity_report(state: Preset) -> list[Any]:

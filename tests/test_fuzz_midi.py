@@ -30,8 +30,8 @@ import pytest
 from stress_rig import OscClient, jack_backend, jack_server, live_server
 
 from qbdi.presets import load_preset
+from qbdi.server.backends import resolve_port
 from qbdi.server.clocks import MidiClockFollower
-from qbdi.server.ports import resolve_port
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import changed
 

@@ -31,8 +31,8 @@ from qbdi.bars import bars_to_notes, notes_to_bars
 from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
+from qbdi.server.backends import resolve_port
 from qbdi.server.osc_transport import encode
-from qbdi.server.ports import resolve_port
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
 

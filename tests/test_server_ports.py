@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from qbdi.server.backends import backend_works, resolve_port
 from qbdi.server.errors import PortNotFound
-from qbdi.server.ports import backend_works, resolve_port
 
 NAMES = ["qbdi:qbdi in", "Midi Through:Midi Through Port-0 14:0", "loopMIDI Port 1"]
 

@@ -20,10 +20,11 @@ from stress_rig import jack_backend, jack_server, start_serve_jack
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
+from qbdi.server.backends import resolve_port
 from qbdi.server.clocks import ManualClock, MidiClockFollower
 from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.manual import run_until
-from qbdi.server.ports import MemoryPorts, resolve_port
+from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
 from qbdi.server.session import Server
 from qbdi.settings import changed

@@ -24,8 +24,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from qbdi.cli import COMMANDS, build_parser
+from qbdi.server.backends import JACKD_LINE
 from qbdi.server.osc_transport import encode
-from qbdi.server.ports import JACKD_LINE
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,8 +1,7 @@
 """The TouchOSC layout ``presets/touchosc/qbdi.tosc``, generated from this module.
 
-``python -m tools.touchosc_layout`` rewrites the file; the test suite checks that
-the file is this module's output and that every OSC message a control can send is one the
-server accepts.
+``python -m tools.touchosc_layout`` rewrites the file; the test suite checks that the file is
+this module's output and that every OSC message a control can send is one the server accepts.
 
 Format: TouchOSC (the 2021+ "MK2" app) reads a ``.tosc`` file as one zlib stream of XML,
 ``<lexml version='6'>`` holding one root ``GROUP`` node. Controls carry their OSC messages

@@ -24,13 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qbdi.errors import QbdiError
-from qbdi.server.ports import (
-    BACKENDS,
-    JACKD_LINE,
-    RTMIDI_APIS,
-    backend_works,
-    list_ports,
-)
+from qbdi.server.backends import BACKENDS, JACKD_LINE, RTMIDI_APIS, backend_works, list_ports
 
 OK, FAIL, INFO = "OK", "FAIL", "INFO"
 PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"),

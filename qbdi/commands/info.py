@@ -12,7 +12,7 @@ from qbdi.presets import preset_dir as shipped_preset_dir
 
 
 def add_ports_arguments(parser: argparse.ArgumentParser) -> None:
-    from qbdi.server.ports import BACKENDS
+    from qbdi.server.backends import BACKENDS
 
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="MIDI backend (default: detected)")
@@ -29,7 +29,7 @@ def add_osc_help_arguments(parser: argparse.ArgumentParser) -> None:
 
 def ports(args: argparse.Namespace) -> int:
     """List MIDI input and output ports (names for serve --in/--out)."""
-    from qbdi.server.ports import detect_backend, list_ports
+    from qbdi.server.backends import detect_backend, list_ports
 
     backend = args.backend or detect_backend()
     inputs, outputs = list_ports(backend)

@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from qbdi.errors import QbdiError, check_writable
 from qbdi.presets import load_named_preset, load_preset, preset_path
 from qbdi.presets import preset_dir as shipped_preset_dir
+from qbdi.server.backends import BACKENDS, detect_backend
 from qbdi.server.clocks import Clock, InternalClock, MidiClockFollower
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
-from qbdi.server.ports import BACKENDS, MemoryPorts, MidoPorts, Ports, detect_backend
+from qbdi.server.ports import MemoryPorts, MidoPorts, Ports
 from qbdi.server.status import StatusLine, configure_logging
 from qbdi.server.take import Take, TakeListener
 from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed, describe_error
