@@ -43,6 +43,7 @@ from qbdi.server.echo import EchoFilter
 from qbdi.server.errors import PortLost
 from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopListener
 from qbdi.server.inbox import Inbox, Item
+from qbdi.server.midi_control import MidiRouting, NoMidiControl
 from qbdi.server.player import PlayerInput
 from qbdi.server.ports import Ports
 from qbdi.server.responder import Responder
@@ -83,6 +84,7 @@ class Loop:
         self.responder = Responder(improviser)
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)
         self.on_osc: Callable[[str, list[Any], Any], None] = lambda *_: None  # the control's
+        self.midi_control: MidiRouting = NoMidiControl()  # the control's MIDI routing
         self.inbox = Inbox(clock.now_s)
         self.next_bar = 0
         self._epoch = clock.epoch
@@ -95,7 +97,7 @@ class Loop:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Open the ports; bars count from the bar the clock is in now."""
-        self.ports.open(self.inbox.post_midi)
+        self.ports.open(self.inbox.post_midi, self.inbox.post_control)
         self.ports.watch(self.inbox.post_port_event)
         self.clock.begin()
         self._epoch = self.clock.epoch
@@ -128,6 +130,7 @@ class Loop:
         """Handle the inbox, answer the bars that are due, send the notes that are due."""
         try:
             self.inbox.drain(self._handle)
+            self.midi_control.flush(self.clock.now_s())
             self._follow_clock()
             if self.clock.running:
                 self._close_due_bars(self.clock.now_steps())
@@ -154,11 +157,14 @@ class Loop:
         return min(max(self.clock.seconds_until(self.next_wakeup_step()), 0.0), MAX_WAIT_S)
 
     def _handle(self, item: Item) -> None:
-        if item[0] == "midi":
-            self.player.take(item[1], item[2], self.state.playing)
-        elif item[0] == "port":
+        kind = item[0]
+        if kind in ("midi", "controls"):  # controls first: they never become notes
+            if not self.midi_control.take(item[1], item[2], kind == "controls"):
+                self.player.take(item[1], item[2], self.state.playing)
+        elif kind == "port":
             self._port_event(item[1], item[2], item[3])
         else:
+            self.midi_control.flush(self.clock.now_s(), force=True)  # a knob came first
             self.on_osc(item[1], item[2], item[3])
 
     def _follow_clock(self) -> None:
@@ -188,6 +194,7 @@ class Loop:
             self.next_bar += 1
         bar = self.next_bar
         self.next_bar += 1
+        self.midi_control.flush(self.clock.now_s(), force=True)  # the knob's last position
         collected = self.collector.close(bar)
         try:
             self._answer(collected)

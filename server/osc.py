@@ -1,10 +1,11 @@
 """The OSC address table: every address the server answers, in one place.
 
-Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
-:func:`markdown_table` writes the README table from it. Handlers run on the loop thread
-(the socket thread only enqueues), take the server's :class:`Controls` and the message's
-arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
-the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
+Each handler's docstring (:mod:`~qbdi.server.osc_handlers`) is its documentation: ``qbdi
+osc-help`` prints it and :func:`markdown_table` writes the README table from it. Handlers run
+on the loop thread (the socket thread only enqueues), take the server's
+:class:`~qbdi.server.osc_handlers.Controls` and the message's arguments, and either apply a
+new validated state or raise ``ValueError`` with the reason; the server then replies
+``/qbdi/error <reason>`` and keeps the previous value. MIDI controls take the same path.
 
 This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams.
 """
@@ -13,12 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pythonosc.dispatcher import Dispatcher
 
-from qbdi.server import osc_values as values
-from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
+from qbdi.server.osc_handlers import (
+    Controls,
+    bits,
+    bpm,
+    ir_enable,
+    ir_threshold,
+    learn,
+    mode,
+    panic,
+    preset,
+    sampling,
+    seed,
+    silence,
+    stats,
+    status,
+    threshold,
+    velocity,
+)
+from qbdi.settings import LEARNABLE, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
 
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
 
@@ -33,24 +51,8 @@ MOTIF = "/qbdi/motif"
 PORT = "/qbdi/port"
 STATUS = "/qbdi/status"
 BPM = "/qbdi/bpm"
-
-
-class Controls(Protocol):
-    """What a handler may do to the server."""
-
-    @property
-    def state(self) -> Preset: ...
-
-    def change(self, **updates: Any) -> None:
-        """Apply a validated change of the state, or raise ``ValueError``."""
-
-    def set_tempo(self, tempo_bpm: float) -> None: ...
-
-    def load_preset(self, name: str) -> None: ...
-
-    def panic(self) -> None: ...
-
-    def send_status(self) -> None: ...
+LEARN = "/qbdi/learn"
+CONTROLS = "/qbdi/controls"
 
 
 Handler = Callable[[Controls, Sequence[Any]], None]
@@ -71,117 +73,13 @@ class OscAddress:
         return " ".join((self.handler.__doc__ or "").split())
 
 
-# -- the handlers: docstrings are the protocol documentation ----------------------------
-
-def bits(ctl: Controls, args: Sequence[Any]) -> None:
-    """Bits per bar through the latent channel: a whole number >= 0, or "full" to bypass
-    the channel. 0 drifts to the corpus mean (the tonic); more bits follow the player
-    more closely. Replies /qbdi/bits with the value now in use."""
-    value = values.one(args)
-    budget: int | str = "full" if value == "full" else values.integer(value)
-    if isinstance(budget, int) and not 0 <= budget <= MAX_BUDGET_BITS:
-        raise ValueError(f"expects bits in 0..{MAX_BUDGET_BITS} or 'full', got {budget}")
-    ctl.change(improviser={"budget_bits": budget})
-
-
-def mode(ctl: Controls, args: Sequence[Any]) -> None:
-    """What answers: query (the player through the channel), free (from the prior, plays
-    without input), echo (the input unchanged, for routing checks) or mute. Ends every
-    sounding note. Replies /qbdi/mode."""
-    ctl.change(improviser={"mode": values.choice(values.one(args), MODES)})
-
-
-def bpm(ctl: Controls, args: Sequence[Any]) -> None:
-    """Tempo of the internal clock in beats per minute (20-960); the position in the bar
-    does not jump. With Link, proposes the tempo to every peer. Refused while following MIDI
-    clock. Replies /qbdi/bpm; when the DAW's clock or a Link peer changes the tempo, the new
-    one is sent as /qbdi/bpm at the next bar."""
-    ctl.set_tempo(values.number(values.one(args)))
-
-
-def threshold(ctl: Controls, args: Sequence[Any]) -> None:
-    """Note probability above which the decoder plays a feature, strictly between 0 and 1
-    (default 0.35): lower plays more notes. Replies /qbdi/threshold."""
-    ctl.change(improviser={"threshold": values.number(values.one(args))})
-
-
-def sampling(ctl: Controls, args: Sequence[Any]) -> None:
-    """1/true/on: draw notes by Bernoulli sampling instead of the threshold; 0/false/off:
-    threshold. Replies /qbdi/sampling 0|1."""
-    ctl.change(improviser={"sampling": values.switch(values.one(args))})
-
-
-def stats(ctl: Controls, args: Sequence[Any]) -> None:
-    """Where the channel's per-dimension mean and variance come from: window (recent bars,
-    seeded by the corpus), query (every bar since the last change, seeded by the corpus),
-    corpus or prior. Replies /qbdi/stats."""
-    ctl.change(improviser={"stats": values.choice(values.one(args), STATS_SOURCES)})
-
-
-def seed(ctl: Controls, args: Sequence[Any]) -> None:
-    """Random seed (whole number >= 0): restarts the random stream and the statistics
-    window, so the same input gives the same answers again. Replies /qbdi/seed."""
-    value = values.integer(values.one(args))
-    if value < 0:
-        raise ValueError(f"expects a seed >= 0, got {value}")
-    ctl.change(improviser={"seed": value})
-
-
-def silence(ctl: Controls, args: Sequence[Any]) -> None:
-    """Query mode with no input in a bar: silent (answer nothing) or repeat (answer the
-    last non-empty bar again, keeping the texture). Replies /qbdi/silence."""
-    ctl.change(playing={"silence": values.choice(values.one(args), SILENCE_POLICIES)})
-
-
-def velocity(ctl: Controls, args: Sequence[Any]) -> None:
-    """follow: answers take the mean velocity the player struck in the bar they answer;
-    a number 1-127: every answer note at that fixed velocity. Replies /qbdi/velocity."""
-    value = values.one(args)
-    if value == "follow":
-        ctl.change(playing={"velocity": "follow"})
-    else:
-        ctl.change(playing={"velocity": "fixed", "fixed_velocity": values.integer(value)})
-
-
-def preset(ctl: Controls, args: Sequence[Any]) -> None:
-    """Load a preset by name: NAME.toml from the serve --preset-dir folder (by default the
-    folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
-    so a peer cannot make the server read other files. Ends every sounding note; a bad preset
-    is refused and the current state stays. Replies with every value of the new state."""
-    name = values.one(args)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"expects a preset name, got {name!r}")
-    ctl.load_preset(name)
-
-
-def panic(ctl: Controls, args: Sequence[Any]) -> None:
-    """No arguments. Ends every sounding note now (note-offs, then CC 123) and drops the
-    answer being played; the next bar plays normally."""
-    values.none(args)
-    ctl.panic()
-
-
-def status(ctl: Controls, args: Sequence[Any]) -> None:
-    """No arguments. Replies with every current value (/qbdi/bits, /qbdi/mode, ...) and
-    /qbdi/status with the bar counter, overruns, notes in/out and malformed packets as
-    name, value pairs."""
-    values.none(args)
-    ctl.send_status()
-
-
-def ir_enable(ctl: Controls, args: Sequence[Any]) -> None:
-    """1/true/on: send the live information rate of every bar of the input (/qbdi/ir/in)
-    and of the answers (/qbdi/ir/out), and the motifs they complete (/qbdi/motif), from
-    fresh oracles; computed on its own thread after each answer is scheduled, so it never
-    delays one. 0/false/off: stop. Replies /qbdi/ir/enable 0|1."""
-    ctl.change(live_ir={"enabled": values.switch(values.one(args))})
-
-
-def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
-    """Tonnetz distance, above 0 and at most 3, below which two chroma frames of the live
-    feed count as the same (default 0.68): lower finds fewer repeats. Restarts the feed's
-    oracles. Replies /qbdi/ir/threshold."""
-    ctl.change(live_ir={"threshold": values.number(values.one(args))})
+def controls_report(state: Preset) -> list[Any]:
+    """``/qbdi/controls``: the controls channel, then each setting with the CC bound to it."""
+    controls = state.controls
+    pairs: list[Any] = ["channel", controls.channel]
+    for name, cc in controls.cc.bound().items():
+        pairs += [name, cc]
+    return pairs
 
 
 def _velocity_report(state: Preset) -> list[Any]:
@@ -205,6 +103,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
     OscAddress("/qbdi/preset", "name", preset),
     OscAddress("/qbdi/panic", "", panic),
+    OscAddress(LEARN, "|".join((*LEARNABLE, "cancel")), learn),
     OscAddress(STATUS, "", status),
     OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
@@ -229,9 +128,17 @@ FEEDBACK: tuple[tuple[str, str, str], ...] = (
     (MOTIF, "side length_beats earlier_start_beat start_beat",
      "a repeat of at least a bar just ended in the input (side `in`) or the answers "
      "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
-    (PORT, "in|out name lost|back",
-     "a port named with --in/--out closed (the server serves on) or is back and reconnected"),
-    ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
+    (PORT, "in|out|controls name lost|back",
+     "a port named with --in/--out/--controls-in closed (the server serves on) or is back "
+     "and reconnected"),
+    (LEARN, "setting waiting|bound cc|timeout|cancelled",
+     "how a /qbdi/learn goes: waiting for a CC, bound to CC `cc`, no CC within 10 s, or "
+     "replaced by another learn or cancelled"),
+    (CONTROLS, "channel ch setting cc ...",
+     "with /qbdi/status and when a learn binds: the MIDI controls channel (1-16 or all) "
+     "and each setting with the CC bound to it"),
+    ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...), "
+     "by OSC or by a MIDI knob, button or program change"),
 )
 
 

@@ -43,8 +43,10 @@ class Server:
         self.listeners = Listeners(FeedbackListener(self.feedback), self.live_ir, *listeners)
         self.loop = Loop(ports, clock, improviser, state, listeners=self.listeners,
                          close_ahead_steps=close_ahead_steps, echo_window_s=echo_window_s)
-        self.control = Control(self.loop, self.feedback, preset_loader, status_counts)
+        self.control = Control(self.loop, self.feedback, preset_loader, status_counts,
+                               separate_controls_port=ports.controls_name is not None)
         self.loop.on_osc = self.control.handle_osc
+        self.loop.midi_control = self.control.midi
 
     @property
     def state(self) -> Preset:
@@ -52,6 +54,10 @@ class Server:
 
     def post_midi(self, message: mido.Message) -> None:
         self.loop.inbox.post_midi(message)
+
+    def post_control(self, message: mido.Message) -> None:
+        """A message from the controls port (``--controls-in``), as its backend thread would."""
+        self.loop.inbox.post_control(message)
 
     def post_osc(self, address: str, args: list[Any], sender: Address | None) -> None:
         self.loop.inbox.post_osc(address, args, sender)

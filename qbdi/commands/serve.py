@@ -24,7 +24,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from qbdi.errors import QbdiError, check_writable
-from qbdi.presets import load_named_preset, load_preset, preset_path
+from qbdi.presets import cc_table, load_named_preset, load_preset, preset_path
 from qbdi.presets import preset_dir as shipped_preset_dir
 from qbdi.server.backends import BACKENDS, detect_backend
 from qbdi.server.clocks import Clock, InternalClock, MidiClockFollower
@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="out_port", default=None,
                         help="connect to this existing output port instead of creating "
                              "'qbdi out'")
+    parser.add_argument("--controls-in", dest="controls_port", default=None, metavar="NAME",
+                        help="read MIDI controls (knobs, program changes, pads; the "
+                             "preset's [controls] table) from this existing port; by default "
+                             "they come from the input port")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="MIDI backend (default: detected; memory = no MIDI, smoke test)")
     parser.add_argument("--osc-host", default="127.0.0.1",
@@ -155,12 +159,13 @@ def take_path(record: Path, now: datetime.datetime | None = None) -> Path:
     return record
 
 
-def open_ports(backend: str | None, in_port: str | None, out_port: str | None) -> Ports:
+def open_ports(backend: str | None, in_port: str | None, out_port: str | None,
+               controls_port: str | None = None) -> Ports:
     """The ports for ``--backend`` (detected when None); fails at once when none works."""
     backend = backend or detect_backend()
     if backend == "memory":
-        return MemoryPorts()
-    return MidoPorts(backend, in_port, out_port)
+        return MemoryPorts(controls=controls_port is not None)
+    return MidoPorts(backend, in_port, out_port, controls_port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     take = Take(take_path(args.record)) if args.record is not None else None
     allow = check_bind(args.osc_host,
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
-    ports = open_ports(args.backend, args.in_port, args.out_port)
+    ports = open_ports(args.backend, args.in_port, args.out_port, args.controls_port)
     improviser = Improviser.from_checkpoint(load_checkpoint(args.model))
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
@@ -196,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
         transport.start(server.post_osc)
-        print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}, "
+        controls = f", controls {ports.controls_name!r}" if ports.controls_name else ""
+        print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}{controls}, "
               f"osc {transport.host}:{transport.port}, clock {args.clock}, "
               f"preset {args.preset}" + (f", recording to {take.path}" if take else ""),
               flush=True)
@@ -208,6 +214,9 @@ def run(args: argparse.Namespace) -> int:
     c = server.loop.counters
     log.info("stopped after %d bars: %d overruns, %d skipped, %d errors", c.bars, c.overruns,
              c.skipped_bars, c.bar_errors)
+    if server.state.controls.cc != state.controls.cc:
+        log.warning("MIDI controls learned this session; to keep them, put this in your "
+                    "preset:\n%s", cc_table(server.state.controls.cc))
     return 0
 
 
