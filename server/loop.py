@@ -20,7 +20,8 @@ Guarantees:
 * Every note-on sent gets its note-off. A mode change, a preset change, panic, an exception
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
-* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
+* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops). MIDI
+  controls (:mod:`~qbdi.server.midi_control`) are taken first: never notes, never echoes.
 * Listeners hear of a bar only once its answer is scheduled, so none can delay it.
 """
 

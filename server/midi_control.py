@@ -113,6 +113,7 @@ class MidiControl:
         self._presses = midi_values.Presses()
         self._pending: dict[str, tuple[list[Any], str]] = {}  # setting -> (args, origin)
         self._applied_s: dict[str, float] = {}
+        self._refused_s = -math.inf  # when a refusal was last reported
         self._learning: tuple[str, float] | None = None  # (setting, deadline_s)
 
     @property
@@ -162,8 +163,12 @@ class MidiControl:
             return False
         if program >= len(programs):
             self.counters.refused += 1
-            self.applier.refuse_midi(f"program {program}", f"controls.programs names "
-                                     f"{len(programs)} presets (programs 0-{len(programs) - 1})")
+            now_s = self._now_s()
+            if now_s - self._refused_s >= MIN_INTERVAL_S:  # a flood is counted, not echoed
+                self._refused_s = now_s
+                self.applier.refuse_midi(f"program {program}", f"controls.programs names "
+                                         f"{len(programs)} presets (programs 0-"
+                                         f"{len(programs) - 1})")
             return True
         self._queue("preset", [programs[program]], f"program {program}")
         return True

@@ -132,7 +132,7 @@ class MidoPorts:
             return self._rt.open_input(DEFAULT_IN, virtual=True, client_name=CLIENT_NAME,
                                        callback=callback)
         names = self._rt.get_input_names() if names is None else names
-        name = resolve_port(wanted, names, "input")
+        name = resolve_port(wanted, names, "input" if direction == "in" else "controls input")
         return self._rt.open_input(name, callback=callback)
 
     def _open_output(self, names: list[str] | None = None) -> mido.ports.BaseOutput:
@@ -244,9 +244,13 @@ class MidoPorts:
         self._report(direction, "back")
 
     def close(self) -> None:
+        """Close every port (idempotent); later sends raise :class:`PortLost`, as sending
+        to a closed rtmidi JACK port crashes the process."""
         self._stop_watch.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=2.0)
-        for port in (self._input, self._output, self._controls):
+        with self._send_lock:  # a send after close must not reach a closed rtmidi port
+            ports, self._output = (self._input, self._output, self._controls), None
+        for port in ports:
             if port is not None and not port.closed:
                 port.close()

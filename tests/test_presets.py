@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qbdi.errors import PresetError
-from qbdi.presets import list_presets, load_named_preset, load_preset
+from qbdi.presets import cc_table, list_presets, load_named_preset, load_preset
 from qbdi.settings import Preset, changed
 
 
@@ -99,3 +99,9 @@ def test_by_name_loading_looks_in_the_users_folder_first_then_the_shipped_ones(t
     (tmp_path / "bad.toml").write_text("[improviser]\nmode = 3\n")
     with pytest.raises(PresetError, match="bad.toml: improviser.mode"):
         load_named_preset("bad", tmp_path)
+
+
+def test_learned_bindings_print_as_a_table_that_loads_back(tmp_path):
+    learned = changed(load_preset("default"), controls={"cc": {"bits": 21, "panic": 64}})
+    (tmp_path / "mine.toml").write_text(cc_table(learned.controls.cc) + "\n")
+    assert load_preset(tmp_path / "mine.toml").controls.cc == learned.controls.cc

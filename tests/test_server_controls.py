@@ -133,6 +133,13 @@ def test_the_documented_bits_table_is_the_function():
     assert documented == dict(bits_table())
 
 
+def test_the_documented_controls_table_is_a_valid_preset(tmp_path):
+    example = re.search(r"```toml\n(.*?)```", DOCS.read_text(), re.DOTALL).group(1)
+    (tmp_path / "mine.toml").write_text(example)
+    controls = load_preset(tmp_path / "mine.toml").controls
+    assert controls.cc.bound()["panic"] == 82 and controls.notes.bound()["mode"] == 37
+
+
 def test_threshold_and_mode_scales():
     assert [threshold_for_cc(v) for v in (0, 64, 127)] == [0.05, 0.504, 0.95]
     assert [mode_for_cc(v) for v in (0, 31, 32, 63, 64, 95, 96, 127)] == \
