@@ -46,8 +46,6 @@ class Failing:
         return self.inner.step(bar, settings)
 
 
-
-
 def _rig(checkpoint, clock=None, fail_on: int = 0):
     clock = clock or ManualClock(120.0)
     ports = MemoryPorts(now=clock.now_s)
