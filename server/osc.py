@@ -18,7 +18,16 @@ from typing import Any, Protocol
 from pythonosc.dispatcher import Dispatcher
 
 from qbdi.server import osc_values as values
-from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
+from qbdi.server.osc_values import Arg
+from qbdi.settings import (
+    MAX_BUDGET_BITS,
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
+    MODES,
+    SILENCE_POLICIES,
+    STATS_SOURCES,
+    Preset,
+)
 
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
 
@@ -59,12 +68,15 @@ Report = Callable[[Preset], list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class OscAddress:
-    """One row of the table: the address, its arguments, what to do and what to report."""
+    """One row of the table: the address, its arguments (as text, and as an :class:`Arg`
+    for the OSCQuery namespace and the browser surface; None: no arguments), what to do and
+    what to report."""
 
     address: str
     arguments: str
     handler: Handler
     report: Report | None = None  # the value sent back after a change
+    value: Arg | None = None
 
     @property
     def doc(self) -> str:
@@ -189,26 +201,32 @@ def _velocity_report(state: Preset) -> list[Any]:
     return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
 
 
+SWITCH = Arg("i", vals=(0, 1))
 TABLE: tuple[OscAddress, ...] = (
-    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits,
-               lambda s: [s.improviser.budget_bits]),
-    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode]),
-    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm]),
+    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits, lambda s: [s.improviser.budget_bits],
+               Arg("i", 0, MAX_BUDGET_BITS, also=("full",))),
+    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode],
+               Arg("s", vals=MODES)),
+    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm],
+               Arg("f", MIN_TEMPO_BPM, MAX_TEMPO_BPM)),
     OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
-               lambda s: [s.improviser.threshold]),
-    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)]),
+               lambda s: [s.improviser.threshold], Arg("f", 0, 1, low_open=True, high_open=True)),
+    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)],
+               SWITCH),
     OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
-               lambda s: [s.improviser.stats]),
-    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
+               lambda s: [s.improviser.stats], Arg("s", vals=STATS_SOURCES)),
+    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed],
+               Arg("i", 0, 2**63 - 1)),
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
-               lambda s: [s.playing.silence]),
-    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
-    OscAddress("/qbdi/preset", "name", preset),
+               lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
+    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
+               Arg("i", 1, 127, also=("follow",))),
+    OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress(STATUS, "", status),
-    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
+    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)], SWITCH),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
-               lambda s: [s.live_ir.threshold]),
+               lambda s: [s.live_ir.threshold], Arg("f", 0, 3, low_open=True)),
 )
 
 BY_ADDRESS = {row.address: row for row in TABLE}
