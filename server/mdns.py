@@ -75,6 +75,12 @@ class MdnsAdvert:
         log.info("mDNS: announced %s on port %d (%s)", info.name, port,
                  ", ".join(self.addresses))
 
+    async def announced(self) -> list[str]:
+        """Wait for the announcements to finish; the names announced."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        return list(self.registered)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

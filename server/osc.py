@@ -216,7 +216,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
                lambda s: [s.improviser.stats], Arg("s", vals=STATS_SOURCES)),
     OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed],
-               Arg("i", 0, 2**63 - 1)),
+               Arg("i", 0, 2**31 - 1)),  # the largest OSC int32
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
                lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
