@@ -128,7 +128,8 @@ class WebParts:
             pairs += ["web_pages", len(self.surface.pages), "web_commands",
                       self.surface.commands, "web_dropped",
                       self.surface.dropped + self.hub.dropped]
-        for kind, count in sorted(self.refusals.counts.items()):
+        # A copy first (atomic under the GIL): the web thread may add a kind meanwhile.
+        for kind, count in sorted(self.refusals.counts.copy().items()):
             pairs += [f"web_{kind}", count]
         return pairs
 
