@@ -8,7 +8,8 @@ hand-over's cost on the loop thread.
   (:class:`WebFeedback.send` with a web thread draining) and per answered bar
   (:class:`WebListener.answered`, which copies the two bars);
 * serve: ``qbdi serve --backend jack`` with the ``default`` preset (query mode, so every
-  bar is really computed) at 120 BPM, a real query played into "qbdi in" for ``seconds``;
+  bar is really computed) and the live IR feed on in every condition (the page turns it
+  on, so the comparison must not) at 120 BPM, a real query played into "qbdi in" for ``seconds``;
   compute is every ``/qbdi/bar`` report's compute_ms (sent to a ``--feedback`` socket),
   timing is the note-ons on "qbdi out" against the sixteenth grid fitted to the stream, as
   in bench_server.py. Three conditions alternate, ``runs`` times each: no ``--web``;
@@ -33,6 +34,7 @@ import contextlib  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -169,6 +171,17 @@ def _play(seconds: float) -> list[float]:
     return times_s
 
 
+def _ir_preset() -> Path:
+    """The default preset with the live IR feed on."""
+    from qbdi.presets import preset_path
+
+    text = preset_path("default").read_text()
+    path = Path(tempfile.mkdtemp(prefix="qbdi-bench-web-")) / "default-ir.toml"
+    path.write_text(text.replace("[live_ir]\nenabled = false", "[live_ir]\nenabled = true"))
+    assert "enabled = true" in path.read_text()
+    return path
+
+
 def bench_serve(model: Path | None, seconds: float, client: str) -> dict[str, float]:
     """One run; ``client``: "none" (no --web), "websocket" or "browser"."""
     web = client != "none"
@@ -180,7 +193,7 @@ def bench_serve(model: Path | None, seconds: float, client: str) -> dict[str, fl
     reader.start()
     args = ("--bpm", "120", "--feedback", f"127.0.0.1:{feedback.getsockname()[1]}",
             *(("--web", "0") if web else ()))
-    process, _ = start_serve(model or default_checkpoint_path(), Path("default"), args)
+    process, _ = start_serve(model or default_checkpoint_path(), _ir_preset(), args)
     try:
         url = process.stdout.readline().split("web: ")[1].split()[0] if web else None
         with _client_on(url, client):
