@@ -6,7 +6,9 @@ hand-over's cost on the loop thread.
 
 * hand-over: microseconds the loop thread spends per published message
   (:class:`WebFeedback.send` with a web thread draining) and per answered bar
-  (:class:`WebListener.answered`, which copies the two bars);
+  (:class:`WebListener.answered`, which copies the two bars); and the web thread's work
+  for a dense bar (141 notes a side) for the piano roll, which holds the GIL the loop
+  thread needs;
 * serve: ``qbdi serve --backend jack`` with the ``default`` preset (query mode, so every
   bar is really computed) and the live IR feed on in every condition (the page turns it
   on, so the comparison must not) at 120 BPM, a real query played into "qbdi in" for ``seconds``;
@@ -59,6 +61,7 @@ def bench_hand_over(n: int = 20_000) -> dict[str, float]:
     from qbdi.server.events import AnsweredBar, BarReport
     from qbdi.server.feedback import MemoryFeedback
     from qbdi.server.web.hub import WebFeedback, WebHub, WebListener
+    from qbdi.server.web.messages import bar_message, encode
     from qbdi.settings import Preset
 
     hub, loop = WebHub(), asyncio.new_event_loop()
@@ -82,11 +85,20 @@ def bench_hand_over(n: int = 20_000) -> dict[str, float]:
         bar_s.append(time.perf_counter() - start_s)
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
+    dense = np.random.default_rng(0).random(BAR_SHAPE) < 0.06
+    web_s = []
+    for _ in range(n // 10):
+        start_s = time.perf_counter()
+        encode(bar_message(0, dense, dense))
+        web_s.append(time.perf_counter() - start_s)
+    web_us = np.array(web_s) * 1e6
     us = np.array(send_s) * 1e6
     bar_us = np.array(bar_s) * 1e6
     return {"send_p50_us": float(np.median(us)), "send_p99_us": float(np.percentile(us, 99)),
             "bar_p50_us": float(np.median(bar_us)),
-            "bar_p99_us": float(np.percentile(bar_us, 99))}
+            "bar_p99_us": float(np.percentile(bar_us, 99)),
+            "web_bar_p50_us": float(np.median(web_us)),
+            "web_bar_p99_us": float(np.percentile(web_us, 99))}
 
 
 def _feedback_reader(sock: socket.socket, compute_ms: list[float], stop: threading.Event):
@@ -238,14 +250,20 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--hand-over-only", action="store_true",
+                        help="only the hand-over figures (no JACK, no browser)")
     args = parser.parse_args()
     hand_over = bench_hand_over()
+    if args.hand_over_only:
+        args.runs = 0
     print("| measure | p50 | p99 | max |")
     print("|---|---|---|---|")
     print(f"| hand-over on the loop thread, per message (µs) | {hand_over['send_p50_us']:.2f} "
           f"| {hand_over['send_p99_us']:.2f} | |")
     print(f"| hand-over on the loop thread, per answered bar (µs) | "
           f"{hand_over['bar_p50_us']:.2f} | {hand_over['bar_p99_us']:.2f} | |")
+    print(f"| web thread, a dense bar for the piano roll (µs) | "
+          f"{hand_over['web_bar_p50_us']:.1f} | {hand_over['web_bar_p99_us']:.1f} | |")
     for run in range(args.runs):
         for client in CLIENTS:
             label = CLIENTS[client]

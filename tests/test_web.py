@@ -238,13 +238,15 @@ def test_a_message_over_the_size_limit_closes_the_page(served):
     assert closed.value.rcvd.code == 1009  # message too big
 
 
-def test_the_piano_roll_gets_the_bars_notes():
+def test_the_piano_roll_gets_each_pitchs_steps_as_bit_masks():
     from qbdi.bars import Note, notes_to_bars
     from qbdi.server.web.messages import bar_message
 
     played = notes_to_bars([Note(0, 60, 4, 90), Note(4, 64, 5, 90), Note(8, 67, 16, 90)], 1)[0]
     answer = notes_to_bars([Note(2, 48, 10, 80)], 1)[0]
     assert bar_message(7, played, answer) == {
-        "type": "bar", "bar": 7, "input": [[60, 0, 4], [64, 4, 1], [67, 8, 8]],
-        "answer": [[48, 2, 8]], "answered": True}
+        "type": "bar", "bar": 7, "answered": True,
+        "input": [[60, 0b1111, 0b1], [64, 0b10000, 0b10000],
+                  [67, 0xFF00, 0x100]],
+        "answer": [[48, 0b1111111100, 0b100]]}
     assert bar_message(8, played, None)["answer"] == []

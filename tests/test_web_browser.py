@@ -173,3 +173,21 @@ def test_on_a_phone_with_the_live_ir_and_a_screenshot(browser, served, tmp_path)
         for shot in shots:
             shutil.copy(shot, folder / shot.name)
     assert not errors
+
+
+def test_the_page_reads_a_bars_notes_as_the_server_does(browser, served):
+    """The piano roll's notes, decoded in the page from the server's bit masks, are
+    exactly :func:`qbdi.bars.bars_to_notes` of the bar."""
+    import numpy as np
+
+    from qbdi.bars import bars_to_notes
+    from qbdi.server.web.messages import bar_rows
+
+    page, _ = _open(browser, served)
+    rng = np.random.default_rng(5)
+    for density in (0.02, 0.1, 0.4):
+        bar = rng.random((16, 2, 78)) < density
+        expected = [[n.pitch, n.start_step, n.end_step - n.start_step]
+                    for n in bars_to_notes(bar)]
+        got = page.evaluate("(rows) => window.qbdiRowsToNotes(rows)", bar_rows(bar))
+        assert sorted(got) == sorted(expected)

@@ -8,7 +8,7 @@ OSC, so a page can do nothing an OSC client cannot.
 
 To a page: ``hello`` (the controls, built from the one address table, and the bits knob's
 steps), ``osc`` (every message the server sends over OSC; ``reply`` is true on the page
-whose command it answers), ``bar`` (the last answered bar as notes, for the piano roll) and
+whose command it answers), ``bar`` (the last answered bar, for the piano roll) and
 ``refused`` (a command refused at the edge, with the reason).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qbdi.bars import bars_to_notes
+from qbdi.bars import ARTICULATED, LOWEST_PITCH, SOUNDING, STEPS_PER_BAR
 from qbdi.server.osc import MAX_ADDRESS_CHARS, TABLE
 from qbdi.server.osc_values import Arg
 from qbdi.settings import FULL_RATE
@@ -81,17 +81,27 @@ def parse_command(text: str | bytes) -> tuple[str, list[Any]]:
     return address, [_check_arg(value) for value in args]
 
 
-def bar_notes(bar: np.ndarray | None) -> list[list[int]]:
-    """One bar's notes as ``[pitch, start_step, length_steps]``, for the piano roll."""
+STEP_BITS = 1 << np.arange(STEPS_PER_BAR)  # step k -> bit k of a row's masks
+
+
+def bar_rows(bar: np.ndarray | None) -> list[list[int]]:
+    """One bar for the piano roll, as ``[pitch, sounding_mask, articulated_mask]`` for each
+    pitch with anything on (bit k of a mask: step k). Vectorised (tens of microseconds,
+    where walking the notes in Python took milliseconds for a dense bar, holding the GIL the
+    loop thread needs); the page reads the notes from the masks by the rule of
+    :func:`qbdi.bars.bars_to_notes`."""
     if bar is None:
         return []
-    return [[n.pitch, n.start_step, n.end_step - n.start_step] for n in bars_to_notes(bar)]
+    masks = np.einsum("k,kfp->fp", STEP_BITS, np.asarray(bar, dtype=np.int64))  # (2, 78)
+    active = np.flatnonzero(masks[SOUNDING] | masks[ARTICULATED])
+    rows = np.stack([active + LOWEST_PITCH, masks[SOUNDING, active], masks[ARTICULATED, active]])
+    return rows.T.tolist()
 
 
 def bar_message(index: int, query: np.ndarray, answer: np.ndarray | None) -> dict[str, Any]:
     """Input bar ``index`` and its answer, which sounds during bar ``index + 1``."""
-    return {"type": "bar", "bar": index, "input": bar_notes(query),
-            "answer": bar_notes(answer), "answered": answer is not None}
+    return {"type": "bar", "bar": index, "input": bar_rows(query), "answer": bar_rows(answer),
+            "answered": answer is not None}
 
 
 def knob_bits() -> list[int | str]:

@@ -373,14 +373,35 @@
     ctx.fillText(top.toFixed(1) + " bits", pad, pad + 12 * (window.devicePixelRatio || 1));
   }
 
+  // The notes of one bar from the server's rows [pitch, sounding, articulated] (bit k of a
+  // mask: step k), as qbdi.bars.bars_to_notes reads a bar: a note starts where it is
+  // articulated, or where it sounds after a step of silence, and lasts while it sounds
+  // without a new articulation. Returns [pitch, start_step, length_steps].
+  function rowsToNotes(rows) {
+    const notes = [];
+    for (const [pitch, sounding, articulated] of rows) {
+      const on = sounding | articulated;
+      for (let step = 0; step < 16; step++) {
+        const bit = 1 << step;
+        const starts = (articulated & bit) || ((on & bit) && !(step && (on & (bit >> 1))));
+        if (!starts) continue;
+        let end = step + 1;
+        while (end < 16 && (sounding & (1 << end)) && !(articulated & (1 << end))) end++;
+        notes.push([pitch, step, end - step]);
+      }
+    }
+    return notes.sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  }
+  window.qbdiRowsToNotes = rowsToNotes;  // for the tests, which hold it to the Python rule
+
   function drawRoll() {
     const canvas = $("roll");
     const ctx = fit(canvas);
     const w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
     if (!lastBar) return;
-    const notes = [...lastBar.input.map((n) => [n, 0, "#4fa3f7"]),
-                   ...lastBar.answer.map((n) => [n, 16, "#f0a23b"])];
+    const notes = [...rowsToNotes(lastBar.input).map((n) => [n, 0, "#4fa3f7"]),
+                   ...rowsToNotes(lastBar.answer).map((n) => [n, 16, "#f0a23b"])];
     const pitches = notes.map(([n]) => n[0]);
     let low = Math.min(...pitches, 60), high = Math.max(...pitches, 72);
     low -= 1; high += 1;
