@@ -89,9 +89,6 @@ class WebParts:
 
     def __init__(self, args: argparse.Namespace, osc_allow: Sequence[str],
                  user_dir: Path | None) -> None:
-        from qbdi.server.web.gate import BoundedLog
-        from qbdi.server.web.hub import WebHub
-
         self.args = args
         self.web_allow = (check_web_bind(args.web_host, split_ips(args.web_allow)
                                          if args.web_allow is not None else osc_allow)
@@ -99,8 +96,14 @@ class WebParts:
         self.osc_allow = frozenset(osc_allow)
         self.choices = {"presets": preset_names(user_dir)}
         self.token = secrets.token_urlsafe(16)
-        self.hub = WebHub() if args.web is not None else None
-        self.refusals = BoundedLog()
+        self.hub: Any = None
+        self.refusals: Any = None
+        if self.enabled:  # imported only when asked for: serve's start-up stays as it was
+            from qbdi.server.web.gate import BoundedLog
+            from qbdi.server.web.hub import WebHub
+
+            self.hub = WebHub() if args.web is not None else None
+            self.refusals = BoundedLog()
         self.lines: list[str] = []  # printed after the ready line
         self.ready_note = ""  # appended to the ready line
         self.surface: Any = None
@@ -112,18 +115,24 @@ class WebParts:
         return self.args.web is not None or self.args.oscquery is not None
 
     def feedback(self, osc: Feedback) -> Feedback:
+        if self.hub is None:
+            return osc
         from qbdi.server.web.hub import WebFeedback
 
-        return osc if self.hub is None else WebFeedback(osc, self.hub)
+        return WebFeedback(osc, self.hub)
 
     def listeners(self) -> list[LoopListener]:
+        if self.hub is None:
+            return []
         from qbdi.server.web.hub import WebListener
 
-        return [] if self.hub is None else [WebListener(self.hub)]
+        return [WebListener(self.hub)]
 
     def status_counts(self) -> list[Any]:
         """``/qbdi/status`` pairs: pages open, commands, events dropped, refusals by kind."""
         pairs: list[Any] = []
+        if self.refusals is None:
+            return pairs
         if self.surface is not None and self.hub is not None:
             pairs += ["web_pages", len(self.surface.pages), "web_commands",
                       self.surface.commands, "web_dropped",
