@@ -205,3 +205,10 @@ def test_the_entrypoint_passes_other_commands_to_qbdi(args):
     assert result.returncode == 0, result.stderr
     assert "paper-256" in result.stdout
 
+
+def test_the_docker_test_script_is_valid_bash_and_its_checks_import():
+    subprocess.run(["bash", "-n", str(ROOT / "scripts" / "docker-test.sh")], check=True)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("bash scripts/test.sh") < ci.index("bash scripts/docker-test.sh")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "docker_checks.py"), "--help"],
+                   check=True, capture_output=True, timeout=60)
