@@ -26,10 +26,10 @@
 #                         (default: every /usr/local/share/ca-certificates/*.crt; "none": none)
 #   QBDI_DOCKER_NO_CACHE  1: build with --no-cache (a cold build on a present base)
 #   QBDI_DEBIAN_MIRROR    Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   QBDI_DOCKER_CLI       the docker CLI (default /usr/bin/docker, from docker.io)
 # Usage: bash scripts/docker-test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
 CACHE=${QBDI_DOCKER_CACHE:-/var/cache/qbdi-docker}
 IMAGE=qbdi:docker-test
 OFFICIAL_BASE=python:3.11-slim
@@ -44,6 +44,7 @@ T0=$(date +%s.%N)
 say() { printf '== %s (%ss)\n' "$*" "$(elapsed "$T0")"; }
 fail() { echo "docker-test: FAILED: $*" >&2; exit 1; }
 elapsed() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
+size_mb() { "$DOCKER" image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0f", $1 / 1e6}'; }
 declare -A FIG=()
 
 [ "$(id -u)" -eq 0 ] || fail "needs root: it installs packages and runs its own dockerd (try sudo)"
@@ -63,16 +64,40 @@ apt_install() {
   [ "$status" -eq 0 ] || fail "apt-get install $* failed (status $status)"
 }
 
-if [ ! -x /usr/sbin/dockerd ] || [ ! -x /usr/bin/docker ]; then
-  say "installing docker.io"
-  apt_install docker.io
+PACKAGES=()
+{ [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ]; } || PACKAGES+=(docker.io)
+command -v ip >/dev/null || PACKAGES+=(iproute2)  # the bridge
+if [ ${#PACKAGES[@]} -gt 0 ]; then
+  say "installing ${PACKAGES[*]}"
+  apt_install "${PACKAGES[@]}"
 fi
 # The CLI from the same package as the daemon: its `docker build` has BuildKit built in
 # (a newer CLI without the buildx plugin would fall back to the legacy builder).
 DOCKER=${QBDI_DOCKER_CLI:-/usr/bin/docker}
-python3 -c 'import mido, pythonosc' 2>/dev/null || python3 -m pip install -q mido python-osc
+# The checks run on the host with mido and python-osc (scripts/setup.sh installs them).
+if ! python3 -c 'import mido, pythonosc' 2>/dev/null; then
+  python3 -m pip install -q mido python-osc \
+    || fail "the checks need mido and python-osc for python3: pip install mido python-osc"
+fi
 
 # -- 2. our own dockerd ------------------------------------------------------------------------
+# A Docker engine needs to create mount, PID and network namespaces: root alone is not
+# enough in an unprivileged container (a common CI runner). Say so now, not after the build.
+if ! err=$(unshare --mount --pid --net --fork true 2>&1); then
+  fail "this machine cannot run a Docker engine: creating namespaces is not permitted" \
+       "($err); run on a VM or a privileged runner"
+fi
+# ... and to make cgroups for its containers (read-only in most containers).
+cgroup_roots=$(awk '$3 == "cgroup2" || ($3 == "cgroup" && $4 !~ /name=/) {print $2}' \
+  /proc/self/mounts)
+[ -n "$cgroup_roots" ] || fail "this machine cannot run a Docker engine: no cgroup file system"
+for root in $cgroup_roots; do
+  if ! err=$(mkdir "$root/qbdi-docker-probe-$$" 2>&1); then
+    fail "this machine cannot run a Docker engine: cannot make a cgroup in $root ($err);" \
+         "run on a VM or a privileged runner"
+  fi
+  rmdir "$root/qbdi-docker-probe-$$"
+done
 mkdir -p "$CACHE"
 exec 9>"$CACHE/lock"
 if ! flock -n 9; then
@@ -153,6 +178,7 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+trap 'echo "docker-test: FAILED: \`$BASH_COMMAND\` (line $LINENO) exited $?" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -287,7 +313,7 @@ else
   "$DOCKER" image inspect "$BASE" >/dev/null 2>&1 || build_debian_base
 fi
 FIG[base]=$BASE
-FIG[base_size_mb]=$("$DOCKER" image inspect --format '{{.Size}}' "$BASE" | awk '{printf "%.0f", $1/1e6}')
+FIG[base_size_mb]=$(size_mb "$BASE")
 
 # -- 4. build ----------------------------------------------------------------------------------
 SECRET=()
@@ -300,7 +326,7 @@ fi
 if [ -n "$EXTRA_CA" ]; then
   [ -s "$EXTRA_CA" ] || fail "QBDI_DOCKER_EXTRA_CA=$EXTRA_CA: no such file"
   SECRET=(--secret "id=extra_ca,src=$EXTRA_CA")
-  say "extra CA certificates for the build: $(grep -c 'BEGIN CERTIFICATE' "$EXTRA_CA") (build secret extra_ca)"
+  say "build secret extra_ca: $(grep -c 'BEGIN CERTIFICATE' "$EXTRA_CA") extra CA certificates"
 fi
 NO_CACHE=()
 [ "${QBDI_DOCKER_NO_CACHE:-}" = 1 ] && NO_CACHE=(--no-cache)
@@ -312,8 +338,9 @@ t=$(date +%s.%N)
   || { tail -n 40 "$RUN_DIR/build.log" >&2; fail "docker build failed (log above)"; }
 FIG[build_s]=$(elapsed "$t")
 FIG[build_cached_steps]=$(grep -c ' CACHED$' "$RUN_DIR/build.log" || true)
-FIG[image_size_mb]=$("$DOCKER" image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1/1e6}')
-say "built $IMAGE: ${FIG[image_size_mb]} MB in ${FIG[build_s]} s (${FIG[build_cached_steps]} steps cached)"
+FIG[image_size_mb]=$(size_mb "$IMAGE")
+say "built $IMAGE: ${FIG[image_size_mb]} MB in ${FIG[build_s]} s" \
+  "(${FIG[build_cached_steps]} steps cached)"
 
 # -- 5. checks ---------------------------------------------------------------------------------
 USERS=(--user "$(id -u):$(id -g)")
@@ -338,6 +365,6 @@ left=$("$DOCKER" ps -aq --filter "label=$LABEL")
 # -- summary -----------------------------------------------------------------------------------
 echo "== figures"
 for key in "${!FIG[@]}"; do echo "$key ${FIG[$key]}"; done | sort
-python3 -c 'import json, sys; [print(k, v) for k, v in sorted(json.load(open(sys.argv[1])).items())]' \
+python3 -c 'import json, sys; [print(*kv) for kv in sorted(json.load(open(sys.argv[1])).items())]' \
   "$RUN_DIR/figures.json"
 echo "total_s $(elapsed "$T0") (before cleanup)"
