@@ -16,6 +16,14 @@
 # builds one with debootstrap where python:3.11-slim cannot be pulled).
 ARG BASE=python:3.11-slim
 
+# ---- requirements: what pyproject.toml asks for at run time, and qbdi's build backend ----
+# Its own stage, so a change elsewhere in pyproject.toml keeps the installed packages cached.
+FROM ${BASE} AS requirements
+COPY pyproject.toml /
+RUN python3 -c 'import tomllib; p = tomllib.load(open("/pyproject.toml", "rb")); \
+print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' \
+    > /requirements.txt
+
 # ---- build: a virtual environment with qbdi and what serve, render and analyze import ----
 FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -26,7 +34,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# The dependencies first, from pyproject.toml alone, so a change to qbdi's code reuses them.
+# The dependencies first, so a change to qbdi's code reuses them.
 # No torch: serving, rendering and analysis run the model in numpy (torch is only for
 # `qbdi train`, the `train` extra). Every package installs from a wheel: no compilers.
 # setuptools is qbdi's build backend, for the offline install below.
@@ -34,18 +42,16 @@ WORKDIR /src
 # headers go (nothing reads them at run time), and the extension modules lose their symbol
 # tables (`strip --strip-unneeded`; the libraries bundled in *.libs are left as they are),
 # checked by importing every extension module before and after.
-COPY pyproject.toml docker/import_check.py ./
+COPY --from=requirements /requirements.txt ./
+COPY docker/import_check.py ./
 RUN --mount=type=secret,id=extra_ca \
     set -eu; \
     if [ -s /run/secrets/extra_ca ]; then \
         cat /etc/ssl/certs/ca-certificates.crt /run/secrets/extra_ca > /tmp/ca.pem; \
         export PIP_CERT=/tmp/ca.pem; \
     fi; \
-    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
-print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' \
-        > /tmp/requirements.txt; \
-    /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt; \
-    rm -f /tmp/ca.pem /tmp/requirements.txt; \
+    /opt/venv/bin/pip install --only-binary=:all: -r requirements.txt; \
+    rm -f /tmp/ca.pem; \
     find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +; \
     find /opt/venv/lib -path '*/site-packages/*' -type f \
         \( -name '*.pyi' -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \
@@ -55,7 +61,7 @@ print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' 
     /opt/venv/bin/python -B import_check.py > /tmp/after.txt; \
     diff /tmp/before.txt /tmp/after.txt; \
     rm /tmp/before.txt /tmp/after.txt
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY qbdi ./qbdi
 COPY models ./models
 COPY channel ./channel

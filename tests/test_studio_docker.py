@@ -66,7 +66,7 @@ def test_base_image_is_a_build_argument_and_the_user_is_not_root():
     rows = _instructions()
     assert rows[0] == ("ARG", "BASE=python:3.11-slim")
     froms = [rest for word, rest in rows if word == "FROM"]
-    assert len(froms) == 2, "a build stage and the image"
+    assert len(froms) == 3, "requirements and build stages, and the image"
     assert all(rest.split()[0] == "${BASE}" for rest in froms)
     rows = _final_stage(rows)
     users = [i for i, (word, _) in enumerate(rows) if word == "USER"]
