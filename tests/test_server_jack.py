@@ -40,7 +40,7 @@ pytestmark = pytest.mark.jack
 
 TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
-QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
+QUERY = "chords-melody-4-4.mid"  # tests/data/queries: 20 bars of 4/4
 MIN_RECEIVED = 0.95
 
 
