@@ -1,4 +1,8 @@
-"""Shared fixtures: our small query files, and the tiny test model (seeded numpy weights)."""
+"""Shared fixtures: our small query files, and the tiny test model (seeded numpy weights).
+
+``--block-torch`` makes ``import torch`` fail for the whole run: loop, server, rendering and
+analysis tests pass without it; the training tests skip (``tests/test_no_torch.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,18 @@ from pathlib import Path
 
 import pytest
 from query_data import QUERIES
+from torch_block import block_torch
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run long soak/fuzz tests")
+    parser.addoption("--block-torch", action="store_true",
+                     help="make `import torch` fail, as where torch is not installed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--block-torch"):
+        block_torch()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from query_data import CHORDS_MELODY, DYNAMICS_PEDAL
 from safetensors.numpy import load_file, save_file
 
@@ -17,7 +16,9 @@ from qbdi.models.checkpoint import (
 )
 from qbdi.models.config import ModelCard, ModelConfig
 from qbdi.models.runtime import InferenceModel, logits_to_bars
-from qbdi.models.vae import BarVAE
+
+torch = pytest.importorskip("torch", reason="the model's torch side needs torch (the train extra)")
+from qbdi.models.vae import BarVAE  # noqa: E402  (imports torch)
 
 TINY = ModelConfig(hidden_size=24, latent_size=8, beta=0.5)
 

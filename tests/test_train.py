@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from qbdi.models.checkpoint import load_checkpoint
+
+pytest.importorskip("torch", reason="training needs torch (the train extra)")
 from qbdi.models.train import TrainSettings, train, transpose_batch
 
 TINY = {"latent_size": 8, "hidden_size": 16}
