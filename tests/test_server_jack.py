@@ -36,7 +36,7 @@ from qbdi.server.osc_transport import encode
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
