@@ -1,10 +1,11 @@
 """The OSC address table: every address the server answers, in one place.
 
 Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
-:func:`markdown_table` writes the README table from it. Handlers run on the loop thread
-(the socket thread only enqueues), take the server's :class:`Controls` and the message's
-arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
-the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
+:func:`~qbdi.server.osc_docs.markdown_table` writes the README table from it; each row's
+:class:`~qbdi.server.osc_values.Arg` generates the OSCQuery namespace. Handlers run on the
+loop thread (the socket thread only enqueues), take the server's :class:`Controls` and the
+message's arguments, and either apply a new validated state or raise ``ValueError`` with the
+reason; the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
 
 This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams.
 """
@@ -56,6 +57,8 @@ class Controls(Protocol):
     def set_tempo(self, tempo_bpm: float) -> None: ...
 
     def load_preset(self, name: str) -> None: ...
+
+    def set_model(self, name: str) -> None: ...
 
     def panic(self) -> None: ...
 
@@ -155,6 +158,17 @@ def velocity(ctl: Controls, args: Sequence[Any]) -> None:
         ctl.change(playing={"velocity": "fixed", "fixed_velocity": values.integer(value)})
 
 
+def model(ctl: Controls, args: Sequence[Any]) -> None:
+    """Answer with another model by name (see `qbdi models`; each was loaded at start-up, so
+    nothing is read from disk while playing). Ends every sounding note; the new model
+    answers from the next barline. An unknown name is refused and the model in use stays.
+    Replies /qbdi/model."""
+    name = values.one(args)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"expects a model name, got {name!r}")
+    ctl.set_model(name)
+
+
 def preset(ctl: Controls, args: Sequence[Any]) -> None:
     """Load a preset by name: NAME.toml from the serve --preset-dir folder (by default the
     folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
@@ -221,6 +235,8 @@ TABLE: tuple[OscAddress, ...] = (
                lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
                Arg("i", 1, 127, also=("follow",))),
+    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""],
+               Arg("s", choices="models")),
     OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress(STATUS, "", status),
@@ -272,28 +288,3 @@ def rows_for(dispatcher: Dispatcher, address: str) -> list[OscAddress]:
         return []
     handlers = {id(h.callback) for h in dispatcher.handlers_for_address(address)}
     return [row for row in TABLE if id(row.handler) in handlers]
-
-
-def help_text() -> str:
-    """The protocol as plain text, from the table (``qbdi osc-help``)."""
-    lines = ["Messages the server receives:", ""]
-    for row in TABLE:
-        lines.append(f"  {row.address} {row.arguments}".rstrip())
-        lines.append(f"      {row.doc}")
-    lines += ["", "Messages the server sends (to --feedback and to the sender):", ""]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"  {address} {arguments}")
-        lines.append(f"      {when}")
-    return "\n".join(lines)
-
-
-def markdown_table() -> str:
-    """The README's OSC table, from the same source."""
-    lines = ["| Address | Arguments | What it does |", "|---|---|---|"]
-    for row in TABLE:
-        doc = row.doc.replace("|", "\\|")  # a bar inside a cell would split it
-        lines.append(f"| `{row.address}` | {row.arguments.replace('|', ' or ')} | {doc} |")
-    lines += ["", "| Feedback address | Arguments | When |", "|---|---|---|"]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"| `{address}` | {arguments.replace('|', ' or ')} | {when} |")
-    return "\n".join(lines)

@@ -14,10 +14,12 @@ import urllib.request
 
 import pytest
 
+from qbdi.models.checkpoint import default_checkpoint_path, shipped_models
 from qbdi.presets import list_presets, load_preset
 from qbdi.server import osc
 from qbdi.server.mdns import OSC_TYPE, OSCQUERY_TYPE, MdnsAdvert, lan_addresses
 from qbdi.server.oscquery import HostInfo, Namespace, respond
+from qbdi.settings import changed
 from tests.studio_surface import refusal
 from tests.web_rig import osc_client, serve
 
@@ -42,7 +44,9 @@ def test_the_namespace_over_http_is_the_address_table(served):
     status, root = _get(host, port, "/")
     assert status == 200 and root["FULL_PATH"] == "/"
     assert "(mDNS)" not in served.ready_line  # loopback: nothing announced
-    state = load_preset("default")
+    default_model = next(name for name, path in shipped_models().items()
+                         if path == default_checkpoint_path())
+    state = changed(load_preset("default"), model=default_model)  # as serve starts
     leaves = {}
 
     def walk(node):
@@ -67,6 +71,8 @@ def test_the_namespace_over_http_is_the_address_table(served):
         (entry,) = node["RANGE"]
         if row.value.choices == "presets":
             assert entry == {"VALS": list_presets()}
+        elif row.value.choices == "models":  # every model loaded at start-up
+            assert entry == {"VALS": list(shipped_models())}
         elif row.value.vals:
             assert entry == {"VALS": list(row.value.vals)}
         else:
@@ -103,6 +109,9 @@ def test_each_range_is_what_the_server_accepts(row):
     if row.address == "/qbdi/preset":
         for name in list_presets():
             assert refusal(row.address, [name]) is None
+        return
+    if arg.choices == "models":  # the served list is checked over HTTP above
+        assert "no model named" in refusal(row.address, ["no-such-model"])
         return
     if arg.vals:
         for value in arg.vals:

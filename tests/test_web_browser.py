@@ -191,3 +191,17 @@ def test_the_page_reads_a_bars_notes_as_the_server_does(browser, served):
                     for n in bars_to_notes(bar)]
         got = page.evaluate("(rows) => window.qbdiRowsToNotes(rows)", bar_rows(bar))
         assert sorted(got) == sorted(expected)
+
+
+def test_the_models_and_presets_come_from_the_server(browser, served):
+    from qbdi.models.checkpoint import shipped_models
+    from qbdi.presets import list_presets
+
+    page, errors = _open(browser, served)
+    assert page.locator("#presets button").all_text_contents() == list_presets()
+    assert page.locator("#models button").all_text_contents() == list(shipped_models())
+    with osc_client(served.osc_port) as client:
+        (model,) = client.value("/qbdi/model")
+    _until(lambda: page.locator("#models button.on").all_text_contents() == [model])
+    assert page.is_visible("#model-box")
+    assert not errors

@@ -64,8 +64,10 @@ def _rate_per_s(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default",
                         help="shipped preset name or a preset file (default: default)")
-    parser.add_argument("--model", default=None,
-                        help="checkpoint (default: the shipped Bach chorale model)")
+    parser.add_argument("--model", default=None, metavar="NAME|FILE",
+                        help="the model that answers first: a shipped model's name (qbdi "
+                             "models) or a checkpoint file (default: the preset's, else bach); "
+                             "/qbdi/model switches between it and the shipped ones")
     parser.add_argument("--in", dest="in_port", default=None,
                         help="connect to this existing input port instead of creating "
                              "'qbdi in'")
@@ -170,8 +172,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve live: read bars on a MIDI input, answer them on a MIDI output, OSC control.
 
     Runs until SIGINT/SIGTERM; every note ends before exit."""
-    from qbdi.improviser import Improviser
-    from qbdi.models.checkpoint import load_checkpoint
+    from qbdi.improviser import load_improvisers
     from qbdi.server.session import Server
 
     configure_logging(args.quiet, args.log_json)
@@ -182,12 +183,15 @@ def run(args: argparse.Namespace) -> int:
     allow = check_bind(args.osc_host, serve_web.split_ips(args.osc_allow))
     web = serve_web.WebParts(args, sorted(allow), preset_dir)
     ports = open_ports(args.backend, args.in_port, args.out_port)
-    improviser = Improviser.from_checkpoint(load_checkpoint(args.model))
+    models, model = load_improvisers(args.model or state.model)
+    web.choices["models"] = list(models)
+    state = changed(state, model=model)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
     transport = OscTransport(args.osc_host, args.osc_port, allow, feedback, args.osc_rate)
     listeners = [status, *web.listeners()] + ([TakeListener(take)] if take is not None else [])
-    server = Server(ports, clock, improviser, state, feedback=web.feedback(transport),
+    server = Server(ports, clock, models[model], state, models=models,
+                    feedback=web.feedback(transport),
                     listeners=listeners,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
                     status_counts=lambda: transport.status_counts() + web.status_counts())

@@ -107,6 +107,8 @@
     setUpKnob();
     choiceButtons($("mode"), "/qbdi/mode");
     choiceButtons($("presets"), "/qbdi/preset", (name) => say("loading preset " + name));
+    $("model-box").hidden = !controls["/qbdi/model"];  // a server with one model only
+    choiceButtons($("models"), "/qbdi/model");
     setUpTempo();
     setUpThreshold();
     $("panic").onclick = () => { send("/qbdi/panic", []); say("panic sent"); };
@@ -114,7 +116,8 @@
     irBox.onchange = () => send("/qbdi/ir/enable", [irBox.checked ? 1 : 0]);
     updaters["/qbdi/ir/enable"] = (args) => { irBox.checked = !!args[0]; };
     const shown = ["/qbdi/bits", "/qbdi/mode", "/qbdi/bpm", "/qbdi/threshold",
-                   "/qbdi/preset", "/qbdi/ir/enable", "/qbdi/panic", "/qbdi/status"];
+                   "/qbdi/preset", "/qbdi/model", "/qbdi/ir/enable", "/qbdi/panic",
+                   "/qbdi/status"];
     const more = $("more");
     more.replaceChildren();
     for (const control of hello.controls) {
