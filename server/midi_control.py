@@ -40,16 +40,14 @@ MIN_INTERVAL_S: Final = 0.05  # each setting changes at most 20 times a second
 LEARN_TIMEOUT_S: Final = 10.0
 CANCEL: Final = "cancel"
 
-# What a CC bound to a setting sends, as that setting's OSC message.
-CC_MESSAGES: Final[dict[str, tuple[str, Callable[[int], Any]]]] = {
-    "bits": ("/qbdi/bits", midi_values.bits_for_cc),
-    "threshold": ("/qbdi/threshold", midi_values.threshold_for_cc),
-    "mode": ("/qbdi/mode", midi_values.mode_for_cc),
-    "sampling": ("/qbdi/sampling", lambda v: int(midi_values.switch_for_cc(v))),
-    "silence": ("/qbdi/silence", midi_values.silence_for_cc),
+# What a CC bound to a setting sends: the argument of that setting's OSC message.
+CC_VALUES: Final[dict[str, Callable[[int], Any]]] = {
+    "bits": midi_values.bits_for_cc,
+    "threshold": midi_values.threshold_for_cc,
+    "mode": midi_values.mode_for_cc,
+    "sampling": lambda v: int(midi_values.switch_for_cc(v)),
+    "silence": midi_values.silence_for_cc,
 }
-ADDRESSES: Final = {**{name: address for name, (address, _) in CC_MESSAGES.items()},
-                    "panic": "/qbdi/panic", "preset": "/qbdi/preset"}
 
 
 class Applier(Protocol):
@@ -155,7 +153,7 @@ class MidiControl:
             if self._presses.pressed(message.channel, number, value):
                 self._queue("panic", [], origin)
         else:
-            self._queue(setting, [CC_MESSAGES[setting][1](value)], origin)
+            self._queue(setting, [CC_VALUES[setting](value)], origin)
         return True
 
     def _program(self, program: int, programs: list[str]) -> bool:
@@ -195,7 +193,7 @@ class MidiControl:
         """The value in use, or the one waiting to be applied."""
         if setting in self._pending:
             return self._pending[setting][0][0]
-        row = osc.BY_ADDRESS[ADDRESSES[setting]]
+        row = osc.BY_ADDRESS[osc.CONTROL_ADDRESSES[setting]]
         assert row.report is not None
         return row.report(self.applier.state)[0]
 
@@ -217,7 +215,7 @@ class MidiControl:
                 self._apply(setting, args, origin, now_s)
 
     def _apply(self, setting: str, args: list[Any], origin: str, now_s: float) -> None:
-        address = ADDRESSES[setting]
+        address = osc.CONTROL_ADDRESSES[setting]
         row = osc.BY_ADDRESS[address]
         if row.report is not None and row.report(self.applier.state) == args:
             return  # the value in use: nothing to change or report

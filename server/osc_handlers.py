@@ -32,6 +32,8 @@ class Controls(Protocol):
 
     def load_preset(self, name: str) -> None: ...
 
+    def set_model(self, name: str) -> None: ...
+
     def panic(self) -> None: ...
 
     def learn(self, setting: str) -> None: ...
@@ -109,6 +111,17 @@ def velocity(ctl: Controls, args: Sequence[Any]) -> None:
         ctl.change(playing={"velocity": "fixed", "fixed_velocity": values.integer(value)})
 
 
+def model(ctl: Controls, args: Sequence[Any]) -> None:
+    """Answer with another model by name (see `qbdi models`; each was loaded at start-up, so
+    nothing is read from disk while playing). Ends every sounding note; the new model
+    answers from the next barline. An unknown name is refused and the model in use stays.
+    Replies /qbdi/model."""
+    name = values.one(args)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"expects a model name, got {name!r}")
+    ctl.set_model(name)
+
+
 def preset(ctl: Controls, args: Sequence[Any]) -> None:
     """Load a preset by name: NAME.toml from the serve --preset-dir folder (by default the
     folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
@@ -162,5 +175,3 @@ def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
     feed count as the same (default 0.68): lower finds fewer repeats. Restarts the feed's
     oracles. Replies /qbdi/ir/threshold."""
     ctl.change(live_ir={"threshold": values.number(values.one(args))})
-
-

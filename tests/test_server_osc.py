@@ -18,7 +18,7 @@ from pythonosc.osc_message import OscMessage
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_named_preset, load_preset
-from qbdi.server import osc
+from qbdi.server import osc, osc_docs
 from qbdi.server.clocks import InternalClock
 from qbdi.server.errors import OscSetupError
 from qbdi.server.osc_transport import OscTransport, TokenBucket, check_bind, encode
@@ -131,8 +131,9 @@ def test_each_setting_address_applies_and_replies_the_new_value(running, address
 
 
 def test_every_address_in_the_table_has_a_test():
+    # /qbdi/model: tests/test_model_switch.py (it needs a session with two models)
     tested = {c[0] for c in SETTINGS_CASES} | {"/qbdi/preset", "/qbdi/panic", "/qbdi/status",
-                                               "/qbdi/learn"}
+                                               "/qbdi/model", "/qbdi/learn"}
     assert tested == set(osc.BY_ADDRESS)
 
 
@@ -300,7 +301,7 @@ def test_binding_beyond_loopback_needs_an_allowlist_and_refuses_others(tiny_chec
 
 
 def test_osc_help_and_the_readme_table_come_from_the_handlers_docstrings():
-    text, table = osc.help_text(), osc.markdown_table()
+    text, table = osc_docs.help_text(), osc_docs.markdown_table()
     for row in osc.TABLE:
         assert row.doc and row.address in text and row.doc.replace("|", "\\|") in table
 
