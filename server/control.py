@@ -58,7 +58,9 @@ class Control:
 
     # -- OSC ------------------------------------------------------------------------------
     def handle_osc(self, address: str, args: list[Any], sender: Address | None) -> None:
-        """Run the handlers an address (or pattern) names; refuse what they refuse."""
+        """Run the handlers an address (or pattern) names; refuse what they refuse. A knob's
+        value still waiting (rate-limited) is applied first, so the later message wins."""
+        self.midi.flush(self.loop.clock.now_s(), force=True)
         rows = osc.rows_for(self._dispatcher, address)
         if not rows:
             self.osc_errors += 1

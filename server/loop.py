@@ -20,8 +20,7 @@ Guarantees:
 * Every note-on sent gets its note-off. A mode change, a preset change, panic, an exception
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
-* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops). MIDI
-  controls (:mod:`~qbdi.server.midi_control`) are taken first: never notes, never echoes.
+* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
 * Listeners hear of a bar only once its answer is scheduled, so none can delay it.
 """
 
@@ -44,7 +43,6 @@ from qbdi.server.echo import EchoFilter
 from qbdi.server.errors import PortLost
 from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopListener
 from qbdi.server.inbox import Inbox, Item
-from qbdi.server.midi_control import MidiRouting, NoMidiControl
 from qbdi.server.player import PlayerInput
 from qbdi.server.ports import Ports
 from qbdi.server.responder import Responder
@@ -87,7 +85,6 @@ class Loop:
         self.responder = Responder(improviser)
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)
         self.on_osc: Callable[[str, list[Any], Any], None] = lambda *_: None  # the control's
-        self.midi_control: MidiRouting = NoMidiControl()  # the control's MIDI routing
         self.inbox = Inbox(clock.now_s)
         self.next_bar = 0
         self._epoch = clock.epoch
@@ -133,7 +130,7 @@ class Loop:
         """Handle the inbox, answer the bars that are due, send the notes that are due."""
         try:
             self.inbox.drain(self._handle)
-            self.midi_control.flush(self.clock.now_s())
+            self.player.controls.flush(self.clock.now_s())
             self._follow_clock()
             if self.clock.running:
                 self._close_due_bars(self.clock.now_steps())
@@ -160,14 +157,11 @@ class Loop:
         return min(max(self.clock.seconds_until(self.next_wakeup_step()), 0.0), MAX_WAIT_S)
 
     def _handle(self, item: Item) -> None:
-        kind = item[0]
-        if kind in ("midi", "controls"):  # controls first: they never become notes
-            if not self.midi_control.take(item[1], item[2], kind == "controls"):
-                self.player.take(item[1], item[2], self.state.playing)
-        elif kind == "port":
+        if item[0] in ("midi", "controls"):
+            self.player.take(item[1], item[2], self.state.playing, item[0] == "controls")
+        elif item[0] == "port":
             self._port_event(item[1], item[2], item[3])
         else:
-            self.midi_control.flush(self.clock.now_s(), force=True)  # a knob came first
             self.on_osc(item[1], item[2], item[3])
 
     def _follow_clock(self) -> None:
@@ -197,7 +191,7 @@ class Loop:
             self.next_bar += 1
         bar = self.next_bar
         self.next_bar += 1
-        self.midi_control.flush(self.clock.now_s(), force=True)  # the knob's last position
+        self.player.controls.flush(self.clock.now_s(), force=True)  # the knobs' last values
         collected = self.collector.close(bar)
         try:
             self._answer(collected)

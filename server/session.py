@@ -48,7 +48,7 @@ class Server:
         self.control = Control(self.loop, self.feedback, preset_loader, status_counts,
                                separate_controls_port=ports.controls_name is not None)
         self.loop.on_osc = self.control.handle_osc
-        self.loop.midi_control = self.control.midi
+        self.loop.player.controls = self.control.midi
 
     @property
     def state(self) -> Preset:

@@ -210,6 +210,16 @@ def test_the_knobs_last_value_reaches_the_bar_closing_right_after_it(tiny_checkp
     assert rig.values("/qbdi/bits") == [[bits_for_cc(50)], [0]]
 
 
+def test_an_osc_message_after_a_held_back_knob_value_wins(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint)
+    rig.knob(cc(1, 50))
+    rig.ports.play(cc(1, 0))  # held back by the rate limit...
+    rig.server.post_osc("/qbdi/bits", [64], PEER)  # ...and overtaken by a later message
+    rig.server.step()
+    assert rig.server.state.improviser.budget_bits == 64
+    assert rig.values("/qbdi/bits") == [[bits_for_cc(50)], [0], [64]]
+
+
 def test_a_value_already_in_use_changes_and_reports_nothing(tiny_checkpoint):
     rig = Rig(tiny_checkpoint, improviser={"mode": "echo", "budget_bits": 8})
     rig.knob(cc(1, 1))  # 8 bits: the value in use
