@@ -3,18 +3,19 @@
 The test names and owns its JACK server (dummy driver, no sound card), so nothing else on
 the machine can take its ports. It is the DAW and the controller: it sends MIDI clock (240
 BPM) and a query (a chord a bar) into "qbdi in", and a CC from a port of its own ("knob
-box") that the server reads with ``--controls-in``. The answers before the knob are the
-improviser's at full rate, the answers after it at 0 bits, as the improviser answers
-offline; the server reports the new budget to its feedback target (``/qbdi/bits 0``). The
-same CC on "qbdi in" (the note port, with a controls port given) turns nothing.
+box") that the server reads with ``--controls-in``; the same CC on "qbdi in" (the note
+port, with a controls port given) must turn nothing. The server records a take.
 
-Bounds stated: each note received is placed at the clock ticks the test had sent when it
-arrived (so a test preempted by a loaded machine delays both alike), and must be a note the
-improviser played within one sixteenth of that step; without real-time scheduling the dummy
-driver may lose a few MIDI events in transit, so at least 95% of them must arrive. The knob
-must change the answers by more than that tolerance can hide (checked first: at least 10
-notes of the unturned answers are none of the turned ones). Exact timing is tested event by
-event in test_server_controls.py.
+Exact: the server reports the new budget to its feedback target (``/qbdi/bits 0``) once,
+and the answers it sent (its take) are the improviser's offline answers to the bars it heard
+(its take too, so an input event lost in transit cannot fail the test): at full rate before
+the knob, at 0 bits from the next bar on.
+
+Real time (marked ``realtime``): each note received, placed at the clock ticks the test had
+sent when it arrived (so a test preempted by a loaded machine delays both alike), is one the
+server sent within a sixteenth of that step; without real-time scheduling the dummy driver
+may lose a few MIDI events in transit, so at least 95% of them must arrive; and every note
+ends.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 
 import mido
 import pytest
@@ -134,14 +136,43 @@ def _near(onset: tuple[int, int], onsets: set[tuple[int, int]]) -> bool:
     return any((step + d, pitch) in onsets for d in range(-TOLERANCE_STEPS, TOLERANCE_STEPS + 1))
 
 
-@pytest.mark.realtime  # each answer note within a sixteenth (62.5 ms) of its step
-def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
-        own_jack, tiny_checkpoint, tmp_path):
+def _take_notes(take: mido.MidiFile, track_name: str) -> list[Note]:
+    """A take track's notes on the server's grid (the player's as the loop heard them, at
+    the steps it placed them; the answers at the steps they were scheduled for)."""
+    track = next(track for track in take.tracks if track.name == track_name)
+    steps_per_tick = 4 / take.ticks_per_beat
+    ticks, started, notes = 0, {}, []
+    for message in track:
+        ticks += message.time
+        step = round(ticks * steps_per_tick)
+        if message.type == "note_on" and message.velocity > 0:
+            started[message.note] = (step, message.velocity)
+        elif message.type in ("note_on", "note_off") and message.note in started:
+            start, velocity = started.pop(message.note)
+            notes.append(Note(start, message.note, max(step, start + 1), velocity))
+    return notes
+
+
+@dataclass
+class Session:
+    """One run of ``qbdi serve`` played by the test: what came back, and its take."""
+
+    received: list[tuple[int, mido.Message]]  # (clock ticks sent so far, message)
+    bits_replies: list[list]
+    take: mido.MidiFile
+    threshold: float
+
+
+@pytest.fixture(scope="module")
+def knob_session(own_jack, tiny_checkpoint, tmp_path_factory) -> Session:
+    """The test is the DAW and the controller: MIDI clock and a chord a bar into "qbdi in",
+    CC 21 on "qbdi in" in bar 1 (turns nothing: controls come from the knob box), CC 21 = 0
+    on the knob box in bar 2 (0 bits), SIGTERM early in bar 6."""
+    folder = tmp_path_factory.mktemp("knobs")
     notes = [Note(bar * 16, pitch, bar * 16 + 12, 90)
              for bar, chord in enumerate(CHORDS) for pitch in chord]
-    bars = notes_to_bars(notes, BARS)
-    threshold = _threshold_with_some_notes(tiny_checkpoint, bars)
-    preset = tmp_path / "knobs.toml"
+    threshold = _threshold_with_some_notes(tiny_checkpoint, notes_to_bars(notes, BARS))
+    preset = folder / "knobs.toml"
     preset.write_text(
         f'tempo_bpm = {TEMPO_BPM}\n[improviser]\nmode = "query"\nencoding = "mean"\n'
         f'stats = "corpus"\nbudget_bits = "full"\nthreshold = {threshold}\n'
@@ -156,8 +187,9 @@ def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
         [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--clock", "midi",
          "--model", str(tiny_checkpoint), "--preset", str(preset), "--osc-port", "0",
          "--controls-in", KNOB_PORT, "--feedback", f"127.0.0.1:{feedback.getsockname()[1]}",
-         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+         "--record", str(folder / "take.mid"), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     ticks_sent = [0]
     received: list[tuple[int, mido.Message]] = []
     try:
@@ -167,7 +199,6 @@ def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
                                  callback=lambda m: received.append((ticks_sent[0], m)))
         player = rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output"))
         time.sleep(0.3)  # JACK connects ports in its own time
-
         by_tick: dict[int, list[mido.Message]] = {}
         for note in notes:  # releases before strikes at the same tick
             by_tick.setdefault(note.end_step * TICKS_PER_STEP, []).append(
@@ -175,7 +206,6 @@ def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
         for note in notes:
             by_tick.setdefault(note.start_step * TICKS_PER_STEP, []).append(
                 mido.Message("note_on", channel=1, note=note.pitch, velocity=90))
-        # CC 21 on the note port in bar 1 turns nothing; on the knob box in bar 2: 0 bits.
         wrong_port_tick, knob_tick, stop_tick = (step * TICKS_PER_STEP for step in (20, 36, 100))
         player.send(mido.Message("start"))
         t0_s = time.perf_counter() + 0.05
@@ -191,8 +221,11 @@ def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
             if tick == knob_tick:
                 knob_box.send(mido.Message("control_change", control=21, value=0))
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        time.sleep(0.2)  # the last note-offs cross JACK
+        returncode = process.wait(timeout=10)
+        assert returncode == 0, f"qbdi serve exited {returncode}: {process.stderr.read()[-3000:]}"
+        deadline = time.monotonic() + 3.0  # the last note-offs and CC 123 cross JACK
+        while time.monotonic() < deadline and not any(m.is_cc(123) for _, m in received[-20:]):
+            time.sleep(0.05)
         listener.close()
         player.close()
     finally:
@@ -200,25 +233,46 @@ def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
             process.kill()
         process.wait()
         knob_box.close()
-
-    assert _bits_replies(feedback) == [[0]], "one change, reported to the feedback target"
+    replies = _bits_replies(feedback)
     feedback.close()
+    return Session(received, replies, mido.MidiFile(str(folder / "take.mid")), threshold)
+
+
+def test_a_knob_on_a_real_controls_port_turns_the_budget_for_the_next_answer(
+        knob_session, tiny_checkpoint):
+    assert knob_session.bits_replies == [[0]], "one change, reported to the feedback target"
+    played = _take_notes(knob_session.take, "player")
+    # The take goes on at a bar boundary when the DAW's Start moves the clock: bar 0 is the
+    # bar of the first chord (played at step 0).
+    origin = round(min(n.start_step for n in played) / 16) * 16
+    heard = notes_to_bars([replace(n, start_step=n.start_step - origin,
+                                   end_step=n.end_step - origin) for n in played], BARS)
+    answered = {(n.start_step - origin, n.pitch)
+                for n in _take_notes(knob_session.take, "qbdi")
+                if n.start_step - origin < BARS * 16}
     settings = ImproviserSettings(encoding="mean", stats="corpus", budget_bits="full",
-                                  threshold=threshold)
-    # Answers to bars 0-1 at full rate (the note port's CC turned nothing), then 0 bits.
-    expected = (_onsets_of(_expected(tiny_checkpoint, settings, bars[:2], 0))
-                | _onsets_of(_expected(tiny_checkpoint, settings.model_copy(
-                    update={"budget_bits": 0}), bars[2:], 2)))
-    unturned = _onsets_of(_expected(tiny_checkpoint, settings, bars[2:], 2))
-    missed = [onset for onset in unturned if not _near(onset, expected)]
-    # Had the knob turned nothing, these notes would arrive and be refused as extra.
-    assert len(missed) >= 10, "the knob must change the answers beyond the timing tolerance"
-    got = _onsets(received)
-    extra = sorted(onset for onset in got if not _near(onset, expected))
-    assert not extra, f"notes the improviser did not play: {extra}"
-    heard = [onset for onset in expected if onset[0] < BARS * 16 and _near(onset, got)]
-    assert len(heard) >= MIN_RECEIVED * sum(onset[0] < BARS * 16 for onset in expected)
-    assert NoteRecorder.of(m for _, m in received).sounding == set(), "SIGTERM ends every note"
+                                  threshold=knob_session.threshold)
+    zero_bits = settings.model_copy(update={"budget_bits": 0})
+    unturned = _onsets_of(_expected(tiny_checkpoint, settings, heard[2:], 2))
+    turned = _onsets_of(_expected(tiny_checkpoint, zero_bits, heard[2:], 2))
+    assert turned != unturned, "turning the bits down must change the answers"
+    # Bars 0-1 answered at full rate (the note port's CC turned nothing), from bar 2 on at
+    # 0 bits: exactly the improviser's answers to the bars the server heard.
+    expected = _onsets_of(_expected(tiny_checkpoint, settings, heard[:2], 0)) | turned
+    assert answered == {onset for onset in expected if onset[0] < BARS * 16}
+
+
+@pytest.mark.realtime  # each answer note within a sixteenth (62.5 ms) of its step
+def test_the_answers_cross_jack_on_time_and_every_note_ends(knob_session):
+    origin = round(min(n.start_step for n in _take_notes(knob_session.take, "player")) / 16) * 16
+    sent = {(n.start_step - origin, n.pitch) for n in _take_notes(knob_session.take, "qbdi")}
+    got = _onsets(knob_session.received)
+    extra = sorted(onset for onset in got if not _near(onset, sent))
+    assert not extra, f"notes the server did not send then: {extra}"
+    arrived = [onset for onset in sent if _near(onset, got)]
+    assert len(arrived) >= MIN_RECEIVED * len(sent)
+    assert NoteRecorder.of(m for _, m in knob_session.received).sounding == set(), \
+        "SIGTERM ends every note"
 
 
 def _onsets_of(notes: set[tuple[int, int, int]]) -> set[tuple[int, int]]:
