@@ -145,6 +145,7 @@ def _render(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out")
     settings = [settings_from_args(args, budget) for budget in budgets]
     score = read_midi(args.query, track=args.track)
+    _warn("render", score.warnings)
     score.check_metre(args.metre)
     if score.metres() - {"4/4", "2/2", "2/4"}:
         print(f"qbdi render: warning: {args.query} is in {', '.join(sorted(score.metres()))}; "
@@ -160,6 +161,11 @@ def _render(args: argparse.Namespace) -> int:
         print(f"{out}: {len(rendering.query_bars)} bars, {len(rendering.notes)} notes, "
               f"bits {budget}, {rendering.dims_with_bits:.0f} dimensions with bits")
     return 0
+
+
+def _warn(command: str, lines: list[str]) -> None:
+    for line in lines:
+        print(f"qbdi {command}: warning: {line}", file=sys.stderr)
 
 
 PROGRESS_MIN_BARS = 2048  # about 1 s at the live path's speed; shorter files finish first
@@ -222,6 +228,7 @@ def _score(args: argparse.Namespace) -> int:
     rows = []
     for query in _progress(list(args.queries), "queries"):
         score = read_midi(query)
+        _warn("score", score.warnings)
         score.check_metre(args.metre)
         rows += score_budgets(query.name, score, improviser, base, budgets, args.seeds)
     print(format_table(rows))
@@ -247,7 +254,7 @@ def _score_take(args: argparse.Namespace) -> int:
 
     if args.queries or args.plot:
         raise QbdiError("--take scores one take: give no query files and no --plot")
-    rows = score_take(args.take)
+    rows = score_take(args.take, warn=lambda line: _warn("score", [line]))
     print(f"{args.take}: answers against the bars they answered (query mode)")
     print(format_take_table(rows))
     if args.json:
