@@ -3,15 +3,16 @@
 Written from the Standard MIDI File 1.0 specification. It reads what can be read, the way
 DAWs do, and keeps a record of what it skipped or changed (:class:`Problems`):
 
-* the header chunk ``MThd`` must come first (a RIFF ``RMID`` wrapper is opened); its format
-  0 and 1 are read as written, format 2 (independent sequences) is read one sequence after
-  another, an unknown format as format 1;
-* every ``MTrk`` chunk is a track, whatever number of tracks the header announces; other
-  chunks are skipped as the specification asks; bytes that are no chunk at all are skipped
-  up to the next ``MTrk``;
-* a track whose chunk runs past the end of the file is read up to the end (the notes before
-  the damage are kept); a track ends at its end-of-track event, at the end of its chunk, or
-  where an event is cut short;
+* the header chunk ``MThd`` comes first (a RIFF ``RMID`` wrapper is opened, up to 128
+  bytes before it are skipped); formats 0 and 1 are read as written, format 2 (independent
+  sequences) one sequence after another, an unknown format as format 1;
+* every ``MTrk`` chunk (or one whose name is a byte off) is a track, whatever number of
+  tracks the header announces; other chunks are skipped as the specification asks; bytes
+  that are no chunk at all are skipped up to the next ``MTrk``;
+* a track's chunk length is trusted where another chunk or the end of the file follows it;
+  otherwise (a length past the end of the file, or cut short) the track is read to its
+  end-of-track event. A track ends there, at the end of its chunk, or where an event is cut
+  short (the notes before the damage are kept);
 * running status continues across meta and system exclusive events (some writers rely on
   it); a data byte with no status before it, a status byte that has no place in a file
   (system common, real-time, undefined), a meta event of a known type with an impossible
@@ -37,6 +38,7 @@ SMPTE_TICKS_PER_BEAT = 960  # the resolution SMPTE times are converted to
 DEFAULT_TICKS_PER_BEAT = 480  # read a file with an unusable time division as this
 DEFAULT_TEMPO_US = 500_000  # 120 BPM, the MIDI default
 MAX_DETAILED = 5  # problems described one by one; the rest are counted
+MAX_BYTES_BEFORE_HEADER = 128  # a MacBinary header; a RIFF wrapper is opened whatever its size
 
 END_OF_TRACK, SET_TEMPO, TIME_SIGNATURE, KEY_SIGNATURE = 0x2F, 0x51, 0x58, 0x59
 TRACK_NAME, MARKER = 0x03, 0x06
@@ -140,18 +142,25 @@ class Smf:
 
 def parse_smf(data: bytes) -> Smf:
     """Read ``data`` as a standard MIDI file; :class:`SmfError` only when it has no header."""
+    problems = Problems()
+    start = data.find(b"MThd", 0, MAX_BYTES_BEFORE_HEADER + 4)
     if data[:4] == b"RIFF" and data[8:12] == b"RMID":  # RIFF MIDI: the SMF is inside
         start = data.find(b"MThd", 12)
-        data = data[start:] if start >= 0 else data
-    if data[:4] != b"MThd":
+    elif start > 0:  # e.g. a MacBinary header of 128 bytes
+        problems.add("bad chunks", f"{start:,} bytes before the MThd header: skipped")
+    elif start < 0 and _one_byte_off(data[:4], b"MThd") and data[4:8] == b"\0\0\0\x06":
+        problems.add("bad chunks", f"header {data[:4].decode('latin-1')!r} read as MThd (a "
+                                   "damaged one?)")
+        start = 0
+    if start < 0:
         raise SmfError("not a readable MIDI file (it does not start with an MThd header)")
+    data = data[start:]
     if len(data) < 14:
         raise SmfError(f"not a readable MIDI file (cut short in its header: {len(data)} "
                        "bytes)")
-    problems = Problems()
     header_length, fmt, n_tracks, division = struct.unpack(">LHHH", data[4:14])
     pos = 8 + header_length
-    if header_length != 6 and data[pos:pos + 4] != b"MTrk":
+    if header_length != 6 and not _starts_chunk(data, pos):
         problems.add("bad chunks", f"header chunk of {header_length:,} bytes, not 6: tracks "
                                    "looked for after 6")
         pos = 14
@@ -170,25 +179,56 @@ def parse_smf(data: bytes) -> Smf:
     return smf
 
 
+def _one_byte_off(chunk_id: bytes, name: bytes) -> bool:
+    return len(chunk_id) == 4 and sum(a != b for a, b in zip(chunk_id, name, strict=True)) <= 1
+
+
+def _is_track_id(chunk_id: bytes) -> bool:
+    """``MTrk``, or a damaged one: one byte off (no other chunk type is that close)."""
+    return _one_byte_off(chunk_id, b"MTrk")
+
+
+def _starts_chunk(data: bytes, pos: int) -> bool:
+    """Whether a chunk (a track, or another kind whose length fits the file) starts at
+    ``pos``."""
+    if pos + 8 > len(data):
+        return False
+    chunk_id = data[pos:pos + 4]
+    (length,) = struct.unpack(">L", data[pos + 4:pos + 8])
+    return _is_track_id(chunk_id) or (chunk_id.isalpha() and pos + 8 + length <= len(data))
+
+
 def _read_chunks(data: bytes, pos: int, problems: Problems) -> list[SmfTrack]:
-    """Every MTrk chunk from ``pos`` on, as tracks."""
+    """Every track chunk from ``pos`` on, as tracks.
+
+    A track's chunk length is trusted when another chunk (or the end of the file) follows
+    where it says; otherwise (a length cut short, or one past the end of the file, as some
+    writers leave it) the track is read to its end-of-track event, up to the next ``MTrk``
+    at most."""
     tracks: list[SmfTrack] = []
     while pos + 8 <= len(data):
         chunk_id = data[pos:pos + 4]
         (length,) = struct.unpack(">L", data[pos + 4:pos + 8])
-        body = pos + 8
-        if chunk_id == b"MTrk":
-            index = len(tracks)
-            past_end = body + length > len(data)
-            if past_end:  # noted before the track's own problems, which it explains
+        body, index = pos + 8, len(tracks)
+        declared_end = body + length
+        if _is_track_id(chunk_id):
+            if chunk_id != b"MTrk":
+                problems.add("bad chunks", f"chunk {chunk_id.decode('latin-1')!r} read as a "
+                                           "track (a damaged MTrk?)", index)
+            trusted = declared_end == len(data) or _starts_chunk(data, declared_end)
+            if declared_end > len(data):  # noted before the problems that it explains
                 problems.add("cut tracks", f"its chunk announces {length:,} bytes, more than "
                                            f"the {len(data) - body:,} left in the file", index)
-            track, used = _read_track(data, body, min(body + length, len(data)), index,
-                                      problems)
+            next_track = data.find(b"MTrk", body)
+            end = declared_end if trusted else next_track if next_track >= 0 else len(data)
+            track, used = _read_track(data, body, end, index, problems)
             tracks.append(track)
-            pos = body + used if past_end else body + length
-        elif chunk_id.isalpha() and body + length <= len(data):
-            pos = body + length  # a chunk of another kind: skipped, as the specification asks
+            if not trusted and declared_end <= len(data) and body + used != declared_end:
+                problems.add("bad chunks", f"its chunk announces {length:,} bytes; its events "
+                                           f"take {used:,}", index)
+            pos = declared_end if trusted else body + used
+        elif chunk_id.isalpha() and declared_end <= len(data):
+            pos = declared_end  # a chunk of another kind: skipped, as the specification asks
         else:
             found = data.find(b"MTrk", pos + 1)
             if found < 0:

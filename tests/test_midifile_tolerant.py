@@ -25,6 +25,9 @@ from smf_bytes import (
     meta,
     track,
 )
+from smf_bytes import conductor as conductor_events
+from smf_bytes import left as left_events
+from smf_bytes import right as right_events
 
 from qbdi.bars import Note
 from qbdi.errors import MidiFileError
@@ -258,3 +261,34 @@ def test_render_reads_a_key_of_eight_flats_with_a_warning_not_a_traceback(tmp_pa
     assert result.stderr == (f"qbdi render: warning: {path}: track 1 'two hands', tick 0: key "
                              "signature with 8 flats (FF 59 02 F8 00): skipped\n")
     assert read_midi(tmp_path / "a.mid").n_bars == 8
+
+
+def test_a_macbinary_header_before_the_midi_header_is_skipped(tmp_path):
+    score = read_midi(_file(tmp_path, bytes(128) + FILES["two-hands.mid"]))
+    assert score.notes == PIECE
+    assert [w.split(": ", 1)[1] for w in score.warnings] == [
+        "128 bytes before the MThd header: skipped"]
+
+
+def test_chunk_names_a_byte_off_are_read_as_the_header_and_a_track(tmp_path):
+    data = bytearray(FILES["two-hands.mid"])
+    data[0:4] = b"MThe"
+    right_at = data.rindex(b"MTrk")
+    data[right_at:right_at + 4] = b"MTrj"
+    score = read_midi(_file(tmp_path, bytes(data)))
+    assert score.notes == PIECE
+    assert [w.split(": ", 1)[1] for w in score.warnings] == [
+        "header 'MThe' read as MThd (a damaged one?)",
+        "track 3 'right': chunk 'MTrj' read as a track (a damaged MTrk?)"]
+
+
+@pytest.mark.parametrize("length", [0, 10], ids=["left-at-0", "cut-short"])
+def test_a_wrong_track_length_inside_the_file_is_read_to_the_end_of_track_event(tmp_path,
+                                                                               length):
+    """Some writers stream a track and never fill in its length."""
+    score = read_midi(_file(tmp_path, header(3) + track(*conductor_events())
+                            + track(*left_events(), length=length) + track(*right_events())))
+    assert score.notes == PIECE
+    left_bytes = len(track(*left_events())) - 8
+    assert [w.split(": ", 1)[1] for w in score.warnings] == [
+        f"track 2 'left': its chunk announces {length} bytes; its events take {left_bytes}"]
