@@ -5,11 +5,15 @@ sends MIDI clock (480 BPM) and a real query into "qbdi in", listens on "qbdi out
 /qbdi/bits over real UDP, and ends with SIGTERM. The answers must be exactly the
 improviser's answers to those bars, one bar later, on the 16th grid.
 
-Bound stated: JACK's dummy driver runs without real-time scheduling here and reports xruns,
-in which a few MIDI events can be lost in transit. So every note received must be one the
-improviser played at that step (nothing extra, nothing misplaced), and at least
-``MIN_RECEIVED`` of the expected notes must arrive; exactness of the loop itself is tested
-event by event in test_server_loop.py.
+Bounds stated: JACK's dummy driver runs without real-time scheduling here and reports
+xruns, in which a few MIDI events can be lost in transit, and the way there and back (this
+test -> JACK -> serve -> JACK -> this test) takes 3-5 ms on a quiet machine but grows in
+jumps of a JACK period or two on a loaded one (30 ms, a whole sixteenth at 480 BPM, was
+measured with a load of 8 on two cores). So every note received must be one the improviser
+played, in order, arriving between ``EARLY_STEPS`` before and ``LATE_STEPS`` after its step
+of the clock we sent (nothing extra, nothing misplaced), and at least ``MIN_RECEIVED`` of
+the expected notes must arrive. Exactness of the loop itself is tested event by event in
+test_server_loop.py.
 """
 
 from __future__ import annotations
@@ -39,15 +43,18 @@ pytestmark = pytest.mark.jack
 
 TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
+STEP_S = TICK_S * 6
 QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
 MIN_RECEIVED = 0.95
+EARLY_STEPS = 0.25  # the server's clock runs up to a tick (1/6 step) ahead between ticks
+LATE_STEPS = 2.0  # 62.5 ms at 480 BPM
 
 
 @pytest.fixture(scope="module")
 def jack_server():
-    """A JACK server: the one running, or a dummy-driver one started for this module."""
-    with jack_server_block() as process:
-        yield process
+    """A dummy-driver JACK server of this module's own (never the default one)."""
+    with jack_server_block() as name:
+        yield name
 
 
 def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
@@ -72,29 +79,60 @@ def _expected(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
     return notes
 
 
-def _received_notes(events: list[tuple[float, mido.Message]], t0_s: float) -> set[tuple]:
-    """Notes from timestamped messages, times rounded to steps of the clock we sent."""
-    step_s = TICK_S * 6
-    open_notes: dict[int, int] = {}
-    notes = set()
+def _received_notes(events: list[tuple[float, mido.Message]],
+                    t0_s: float) -> list[tuple[float, int, float]]:
+    """``(onset, pitch, end)`` of the notes received, in (unrounded) steps of the clock we
+    sent, in order of onset."""
+    open_notes: dict[int, float] = {}
+    notes = []
     for t_s, message in events:
-        step = round((t_s - t0_s) / step_s)
+        step = (t_s - t0_s) / STEP_S
         if message.type == "note_on" and message.velocity > 0:
             open_notes[message.note] = step
         elif message.type in ("note_on", "note_off") and message.note in open_notes:
-            notes.add((open_notes.pop(message.note), message.note, step))
-    return notes
+            notes.append((open_notes.pop(message.note), message.note, step))
+    return sorted(notes)
 
 
-def _check_answers(got: set[tuple], expected: set[tuple]) -> None:
-    """Every onset received is expected; nearly all expected arrive; lengths agree."""
-    onsets = {(start, pitch): end for start, pitch, end in got}
-    wanted = {(start, pitch): end for start, pitch, end in expected}
-    extra = set(onsets) - set(wanted)
-    assert not extra, f"notes the improviser did not play: {sorted(extra)}"
-    assert len(onsets) >= MIN_RECEIVED * len(wanted), f"{len(onsets)} of {len(wanted)} arrived"
-    same_length = sum(onsets[key] == wanted[key] for key in onsets)
-    assert same_length >= MIN_RECEIVED * len(wanted)
+def _match(got: list[tuple[float, int, float]], expected: set[tuple[int, int, int]]
+           ) -> tuple[list[tuple[tuple, tuple]], list[tuple[float, int]]]:
+    """Pair each note received with the expected note it plays: the next one of its pitch
+    in order, due between ``LATE_STEPS`` before and ``EARLY_STEPS`` after it arrived (the
+    expected notes it passes were lost in transit). ``(pairs, notes that pair with none)``."""
+    by_pitch: dict[int, list[tuple[int, int, int]]] = {}
+    for note in sorted(expected):
+        by_pitch.setdefault(note[1], []).append(note)
+    next_of: dict[int, int] = {}
+    pairs, extra = [], []
+    for onset, pitch, end in got:
+        candidates, i = by_pitch.get(pitch, []), next_of.get(pitch, 0)
+        while i < len(candidates) and candidates[i][0] < onset - LATE_STEPS:
+            i += 1
+        if i < len(candidates) and candidates[i][0] <= onset + EARLY_STEPS:
+            pairs.append(((onset, pitch, end), candidates[i]))
+            i += 1
+        else:
+            extra.append((round(onset, 2), pitch))
+        next_of[pitch] = i
+    return pairs, extra
+
+
+def _check_answers(got: list[tuple[float, int, float]],
+                   parts: dict[str, set[tuple[int, int, int]]],
+                   also: set[tuple[int, int, int]]) -> None:
+    """Every note received is expected (in time, within the bounds), in ``parts`` or
+    ``also``; of each part, nearly all arrive, and nearly all with their length (to half a
+    step)."""
+    pairs, extra = _match(got, also.union(*parts.values()))
+    assert not extra, f"notes the improviser did not play at those steps: {extra}"
+    for name, expected in parts.items():
+        mine = [(note, wanted) for note, wanted in pairs if wanted in expected]
+        assert len(mine) >= MIN_RECEIVED * len(expected), \
+            f"{name}: {len(mine)} of {len(expected)} arrived"
+        same_length = sum(abs((end - onset) - (wanted[2] - wanted[0])) <= 0.5
+                          for (onset, _, end), wanted in mine)
+        assert same_length >= MIN_RECEIVED * len(expected), \
+            f"{name}: {same_length} of {len(expected)} with their length"
 
 
 def _wait_ready(process: subprocess.Popen, timeout_s: float = 20.0) -> str:
@@ -170,22 +208,24 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
             process.kill()
         process.wait()
 
-    got = _received_notes(received, t0_s)
     settings = ImproviserSettings(encoding="mean", stats="corpus", budget_bits="full",
                                   threshold=threshold)
     full = _expected(tiny_checkpoint, settings, bars[:4], 0)
     zero = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
                      bars[4:7], 4)
     full_late = _expected(tiny_checkpoint, settings, bars[4:7], 4)
+    last_answer = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
+                            bars[7:8], 7)
     assert full and zero
     assert zero != full_late, "turning the bits down must change the answer"
-    _check_answers({n for n in got if n[0] < 80}, full)  # answers to bars 0-3, at bars 1-4
-    _check_answers({n for n in got if 80 <= n[0] < 128}, zero)  # bits 0 from bar 4 on
+    assert _match(sorted(full_late), zero)[1], "the check must tell 0 bits from full rate"
+    before_sigterm = {note for note in last_answer if note[0] < 132}  # heard, maybe cut
+    _check_answers(_received_notes(received, t0_s), {
+        "full rate, answers to bars 0-3 at bars 1-4": full,
+        "0 bits from bar 4 on, answers at bars 5-7": zero}, also=before_sigterm)
     recorder = NoteRecorder.of(m for _, m in received)
     assert recorder.sounding == set(), "SIGTERM must end every note"
     assert received[-1][1].is_cc(123)
-    last_answer = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
-                            bars[7:8], 7)
     if any(start <= 131 and end > 132 for start, _, end in last_answer):
         before = NoteRecorder.of(m for t, m in received if t < sigterm_s)
         assert before.sounding, "a note of the last answer was sounding at SIGTERM"
