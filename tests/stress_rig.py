@@ -41,6 +41,7 @@ from qbdi.server.ports import MemoryPorts
 from qbdi.server.recorder import NoteRecorder
 
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
+JACKD_START_S = 30.0
 REPLY_TIMEOUT_S = 5.0
 
 
@@ -230,14 +231,16 @@ def jack_server() -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(["jackd", "-n", name, *JACKD[1:]],
                                    env={**os.environ, **env}, stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
+        # 0.6 s here; far longer while other JACK servers on the machine start or stop
+        deadline = time.monotonic() + JACKD_START_S
         while not _jack_running({**os.environ, **env}):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
                 log.seek(0)
-                pytest.skip("jackd could not start a dummy-driver server: "
-                            f"{log.read().decode(errors='replace')[-500:]}")
+                said = log.read().decode(errors="replace").split("conditions;")[-1]
+                pytest.skip(f"jackd could not start a dummy-driver server within "
+                            f"{JACKD_START_S:.0f} s: {said.strip()[-500:]}")
             time.sleep(0.1)
         try:
             with _environment(env):
