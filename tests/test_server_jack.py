@@ -8,12 +8,12 @@ improviser's answers to those bars, one bar later, on the 16th grid.
 Bounds stated: JACK's dummy driver runs without real-time scheduling here and reports
 xruns, in which a few MIDI events can be lost in transit, and the way there and back (this
 test -> JACK -> serve -> JACK -> this test) takes 3-5 ms on a quiet machine but grows in
-jumps of a JACK period or two on a loaded one (30 ms, a whole sixteenth at 480 BPM, was
-measured with a load of 8 on two cores). So every note received must be one the improviser
-played, in order, arriving between ``EARLY_STEPS`` before and ``LATE_STEPS`` after its step
-of the clock we sent (nothing extra, nothing misplaced), and at least ``MIN_RECEIVED`` of
-the expected notes must arrive. Exactness of the loop itself is tested event by event in
-test_server_loop.py.
+jumps of a JACK period or more on a loaded one (30 ms, a whole sixteenth at 480 BPM, with
+a load of 8 on two cores, and stalls of over 100 ms). So every note received must be one
+the improviser played, in order, arriving between ``EARLY_STEPS`` before and ``LATE_STEPS``
+after its step of the clock we sent (nothing extra, nothing misplaced), and at least
+``MIN_RECEIVED`` of the expected notes must arrive. Exactness of the loop itself is tested
+event by event in test_server_loop.py.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ STEP_S = TICK_S * 6
 QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
 MIN_RECEIVED = 0.95
 EARLY_STEPS = 0.25  # the server's clock runs up to a tick (1/6 step) ahead between ticks
-LATE_STEPS = 2.0  # 62.5 ms at 480 BPM
+LATE_STEPS = 4.0  # 125 ms at 480 BPM: the stalls of a loaded machine, not the server's
 
 
 @pytest.fixture(scope="module")
