@@ -1,43 +1,48 @@
 """End to end through real JACK MIDI ports (the dummy driver, no sound card).
 
-``qbdi serve --backend jack --clock midi`` runs as a process; this test is the DAW: it
-sends MIDI clock (480 BPM) and a real query into "qbdi in", listens on "qbdi out", turns
+``qbdi serve --backend jack --clock midi --record`` runs as a process; this test is the DAW:
+it sends MIDI clock (480 BPM) and a real query into "qbdi in", listens on "qbdi out", turns
 /qbdi/bits over real UDP, and ends with SIGTERM. The answers must be exactly the
-improviser's answers to those bars, one bar later, on the 16th grid.
+improviser's answers to the bars serve heard, one bar later, on the 16th grid.
 
 Bounds stated: JACK's dummy driver runs without real-time scheduling here and reports
-xruns, in which a few MIDI events can be lost in transit, and the way there and back (this
-test -> JACK -> serve -> JACK -> this test) takes 3-5 ms on a quiet machine but grows in
-jumps of a JACK period or more on a loaded one (30 ms, a whole sixteenth at 480 BPM, with
-a load of 8 on two cores, and stalls of over 100 ms). So every note received must be one
-the improviser played, in order, arriving between ``EARLY_STEPS`` before and ``LATE_STEPS``
-after its step of the clock we sent (nothing extra, nothing misplaced), and at least
-``MIN_RECEIVED`` of the expected notes must arrive. Exactness of the loop itself is tested
-event by event in test_server_loop.py.
+xruns. Under load it loses a few MIDI events (a query note, a note-off, a clock tick) and
+now and then delivers one twice, and the way there and back (this test -> JACK -> serve ->
+JACK -> this test) grows from 3-5 ms on a quiet machine, in jumps of a JACK period or more,
+to a sixteenth (31 ms at 480 BPM) and stalls of over 100 ms with a load of 8 on two cores.
+So exactness is checked on serve's own record of the session (its take: the query as it
+heard it, the answers as it sent them), and the JACK ports on either side: nothing arrives
+that was not sent, at least ``MIN_RECEIVED`` of it does, and half the answers or more
+within ``LATE_STEPS`` of their step of the clock we sent. The loop's timing is tested
+event by event in test_server_loop.py and measured in benchmarks/bench_server.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import mido
 import numpy as np
 import pytest
 from stress_rig import jack_server as jack_server_block
+from test_take import read_take
 
-from qbdi.bars import bars_to_notes, notes_to_bars
+from qbdi.bars import STEPS_PER_BAR, Note, bars_to_notes, notes_to_bars
 from qbdi.improviser import Improviser, ImproviserSettings
-from qbdi.midifile import read_midi
+from qbdi.midifile import load_smf, read_midi, score_of
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.server.osc_transport import encode
 from qbdi.server.ports import resolve_port
 from qbdi.server.recorder import NoteRecorder
+from qbdi.take_score import read_markers, settings_per_bar
 
 pytestmark = pytest.mark.jack
 
@@ -68,15 +73,51 @@ def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
     pytest.fail("no threshold gives the model a playable number of notes")
 
 
-def _expected(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
-              first_bar: int) -> set[tuple[int, int, int]]:
+def _answers(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
+             budgets: list) -> list[Note]:
+    """What serve plays for ``bars``: the answer to bar b in bar b + 1 at the budget in
+    force there (``budgets[b + 1]``); nothing for an empty bar."""
     improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint), settings)
-    notes = set()
-    for offset, bar in enumerate(bars):
-        answer_step = (first_bar + offset + 1) * 16
-        for note in bars_to_notes(improviser.step(bar).bar, 100, first_step=answer_step):
-            notes.add((note.start_step, note.pitch, note.end_step))
+    notes = []
+    for index, bar in enumerate(bars):
+        improviser.update(settings.model_copy(update={"budget_bits": budgets[index + 1]}))
+        if bar.any():
+            notes += bars_to_notes(improviser.step(bar).bar, 100,
+                                   first_step=(index + 1) * STEPS_PER_BAR)
     return notes
+
+
+def _before(notes: list[Note], step: int) -> set[tuple[int, int, int]]:
+    """``(start, pitch, end)`` of the notes that start before ``step``, cut there."""
+    return {(n.start_step, n.pitch, min(n.end_step, step)) for n in notes if n.start_step < step}
+
+
+def _in_bar(notes: list[Note], bar: int, cut: int) -> set[tuple[int, int, int]]:
+    """:func:`_before` ``cut`` of the notes that start in ``bar``."""
+    first = bar * STEPS_PER_BAR
+    return {note for note in _before(notes, cut) if first <= note[0] < first + STEPS_PER_BAR}
+
+
+def _strikes(messages) -> list[Note]:
+    """The note-ons, but a second one of a note already sounding: neither this test nor
+    serve sends one (its take shows it); JACK's dummy driver under load delivered one twice."""
+    sounding, strikes = set(), []
+    for message in messages:
+        if message.type == "note_on" and message.velocity and message.note not in sounding:
+            sounding.add(message.note)
+            strikes.append(Note(0, message.note, 1))
+        elif message.type in ("note_on", "note_off"):
+            sounding.discard(message.note)
+    return strikes
+
+
+def _check_delivered(sent: list[Note], got: list[Note], what: str) -> None:
+    """Nothing arrived that was not sent, and at least ``MIN_RECEIVED`` of it did (JACK's
+    dummy driver drops a few events under load): counted by pitch."""
+    sent_pitches, got_pitches = Counter(n.pitch for n in sent), Counter(n.pitch for n in got)
+    assert not got_pitches - sent_pitches, f"{what}: never sent: {got_pitches - sent_pitches}"
+    assert got_pitches.total() >= MIN_RECEIVED * sent_pitches.total(), \
+        f"{what}: {got_pitches.total()} of {sent_pitches.total()} arrived"
 
 
 def _received_notes(events: list[tuple[float, mido.Message]],
@@ -117,24 +158,6 @@ def _match(got: list[tuple[float, int, float]], expected: set[tuple[int, int, in
     return pairs, extra
 
 
-def _check_answers(got: list[tuple[float, int, float]],
-                   parts: dict[str, set[tuple[int, int, int]]],
-                   also: set[tuple[int, int, int]]) -> None:
-    """Every note received is expected (in time, within the bounds), in ``parts`` or
-    ``also``; of each part, nearly all arrive, and nearly all with their length (to half a
-    step)."""
-    pairs, extra = _match(got, also.union(*parts.values()))
-    assert not extra, f"notes the improviser did not play at those steps: {extra}"
-    for name, expected in parts.items():
-        mine = [(note, wanted) for note, wanted in pairs if wanted in expected]
-        assert len(mine) >= MIN_RECEIVED * len(expected), \
-            f"{name}: {len(mine)} of {len(expected)} arrived"
-        same_length = sum(abs((end - onset) - (wanted[2] - wanted[0])) <= 0.5
-                          for (onset, _, end), wanted in mine)
-        assert same_length >= MIN_RECEIVED * len(expected), \
-            f"{name}: {same_length} of {len(expected)} with their length"
-
-
 def _wait_ready(process: subprocess.Popen, timeout_s: float = 20.0) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -159,11 +182,12 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
         f'tempo_bpm = {TEMPO_BPM}\n[improviser]\nmode = "query"\nencoding = "mean"\n'
         f'stats = "corpus"\nbudget_bits = "full"\nthreshold = {threshold}\n'
         '[playing]\nvelocity = "fixed"\nfixed_velocity = 100\n')
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--clock", "midi",
          "--model", str(tiny_checkpoint), "--preset", str(preset), "--osc-port", "0",
-         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "--quiet", "--record", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env)
     try:
         ready = _wait_ready(process)
         osc_port = int(ready.split("osc 127.0.0.1:")[1].split(",")[0])
@@ -197,7 +221,9 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
                 osc.sendto(encode("/qbdi/bits", [0]), ("127.0.0.1", osc_port))
         sigterm_s = time.perf_counter()
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        code = process.wait(timeout=10)
+        log = process.stderr.read()  # --quiet: its warnings (overruns, skipped bars) alone
+        assert code == 0, f"serve exited with {code}: {log[-3000:]}"
         time.sleep(0.2)  # the last note-offs cross JACK
         reply, _ = osc.recvfrom(65_535)
         assert reply == encode("/qbdi/bits", [0])
@@ -210,22 +236,47 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
 
     settings = ImproviserSettings(encoding="mean", stats="corpus", budget_bits="full",
                                   threshold=threshold)
-    full = _expected(tiny_checkpoint, settings, bars[:4], 0)
-    zero = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
-                     bars[4:7], 4)
-    full_late = _expected(tiny_checkpoint, settings, bars[4:7], 4)
-    last_answer = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
-                            bars[7:8], 7)
-    assert full and zero
-    assert zero != full_late, "turning the bits down must change the answer"
-    assert _match(sorted(full_late), zero)[1], "the check must tell 0 bits from full rate"
-    before_sigterm = {note for note in last_answer if note[0] < 132}  # heard, maybe cut
-    _check_answers(_received_notes(received, t0_s), {
-        "full rate, answers to bars 0-3 at bars 1-4": full,
-        "0 bits from bar 4 on, answers at bars 5-7": zero}, also=before_sigterm)
-    recorder = NoteRecorder.of(m for _, m in received)
-    assert recorder.sounding == set(), "SIGTERM must end every note"
-    assert received[-1][1].is_cc(123)
-    if any(start <= 131 and end > 132 for start, _, end in last_answer):
+    (take,) = tmp_path.glob("qbdi-take-*.mid")
+    smf = load_smf(take)
+    served = score_of(smf, take, track="player").notes  # the query as serve heard it
+    sent = score_of(smf, take, track="qbdi").notes  # its answers as it sent them
+    # The way in: nearly every note of the query reached serve, and nothing else.
+    _check_delivered(notes, _strikes(m for _, m in read_take(take)["player"]),
+                     "query notes into serve")
+    # Exact: each answer is the improviser's answer to the bar serve heard, one bar later,
+    # at the budget in force: full rate for the answers to bars 0-3, 0 bits from bar 4 on
+    # (the OSC message came mid-bar 4).
+    budgets = [s[1] if s else None for s in settings_per_bar(read_markers(smf)[0], 9)]
+    assert budgets[1:9] == ["full"] * 4 + [0] * 4, budgets
+    expected = _answers(tiny_checkpoint, settings, notes_to_bars(served, 8), budgets)
+    full_rate = _answers(tiny_checkpoint, settings, notes_to_bars(served, 8), ["full"] * 9)
+    assert _before(expected, 80) and _before(expected, 131) != _before(full_rate, 131), \
+        "turning the bits down must change the answers"
+    # Under load serve may answer a bar late (it drops the notes already due) or skip it,
+    # as it logs; every other answer is exact.
+    overran = {int(bar) for bar in re.findall(r"bar (\d+) overran", log)}
+    skipped = {int(bar) for bar in re.findall(r"bar (\d+) skipped", log)}
+    for bar in range(8):
+        answer = _in_bar(sent, bar + 1, cut=131)
+        wanted = _in_bar(expected, bar + 1, cut=131)
+        if bar in skipped:
+            assert not answer, f"bar {bar} was skipped, yet answered"
+        elif bar in overran:
+            assert answer <= wanted, f"late answer to bar {bar}: notes not in the answer"
+        else:
+            assert answer == wanted, f"the answer to bar {bar} is not the improviser's " \
+                f"answer to the bar serve heard: {sorted(answer ^ wanted)}"
+    # The way out: nearly every note sent reached the DAW, nothing else, and in time.
+    heard = _received_notes(received, t0_s)
+    _check_delivered(sent, _strikes(m for _, m in received), "answers out of serve")
+    pairs, _ = _match(heard, {(n.start_step, n.pitch, n.end_step) for n in sent})
+    lateness = sorted(onset - wanted[0] for (onset, _, _), wanted in pairs)
+    assert -EARLY_STEPS <= lateness[len(lateness) // 2] <= LATE_STEPS, \
+        f"median lateness {lateness[len(lateness) // 2]:.2f} steps"
+    # SIGTERM ends every note serve sent, and serve never struck a sounding note again
+    # (that the DAW hears the last note-offs before serve exits is test_stuck_notes.py's)
+    ended = NoteRecorder.of(m for _, m in read_take(take)["qbdi"])
+    assert ended.sounding == set() and ended.double_note_ons == 0
+    if any(n.start_step <= 131 and n.end_step > 132 for n in expected):
         before = NoteRecorder.of(m for t, m in received if t < sigterm_s)
         assert before.sounding, "a note of the last answer was sounding at SIGTERM"
