@@ -17,6 +17,7 @@ beside it, and no decoy is added to it. Without jackd the command runs alone.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,7 @@ def say(text: str) -> None:
 def default_env() -> dict[str, str]:
     """This environment as a JACK client sees the default server (no private name)."""
     env = {k: v for k, v in os.environ.items() if k != "JACK_DEFAULT_SERVER"}
-    return {**env, "JACK_NO_START_SERVER": "1"}
+    return {**env, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
 
 
 class NotAnswering(Exception):
@@ -67,6 +68,14 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def wait_ready(process: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
+    """Until ``process`` prints its "ready" line; RuntimeError if it dies or takes longer."""
+    if not select.select([process.stdout], [], [], timeout_s)[0]:
+        raise RuntimeError(f"{what} was not ready within {timeout_s:.0f} s")
+    if "ready" not in process.stdout.readline():
+        raise RuntimeError(f"{what} did not start")
+
+
 def start_decoys() -> list[subprocess.Popen]:
     env = default_env()
     jackd = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p",
@@ -80,14 +89,12 @@ def start_decoys() -> list[subprocess.Popen]:
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                  start_new_session=True)
         decoys.append(serve)
-        if "ready" not in serve.stdout.readline():
-            raise RuntimeError("the decoy qbdi serve did not start")
+        wait_ready(serve, "the decoy qbdi serve")
         daw = subprocess.Popen([sys.executable, "-c", DAW_DECOY], env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)
         decoys.append(daw)
-        if "ready" not in daw.stdout.readline():
-            raise RuntimeError("the decoy daw client did not start")
+        wait_ready(daw, "the decoy daw client")
         wait_for(lambda: all(any(p.endswith(":" + name) for p in jack_ports() or [])
                              for name in DECOY_PORTS), 10, "the decoy ports")
     except BaseException:
