@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mido
-
+from qbdi import smf_write
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT, Note
 from qbdi.errors import MetreError, MidiFileError
-from qbdi.smf import Smf, SmfError, SmfTrack, parse_smf
+from qbdi.smf import SmfError, parse_smf
+from qbdi.smf_types import Smf, SmfTrack
 
 DRUM_CHANNEL = 9  # channel 10 in the 1-based numbering musicians use
 DEFAULT_TEMPO_US = 500_000  # 120 BPM, the MIDI default
@@ -220,40 +220,30 @@ def write_midi(
 ) -> None:
     """Write a type-1 MIDI file: a conductor track (tempo, metre), then one track per Track.
 
-    Every note-on is followed by its note-off; the result reads back with
-    :func:`read_midi` to the same notes.
+    Every note-on is followed by its note-off; at one tick note-offs come first, so a
+    repeated pitch is struck again cleanly. The result reads back with :func:`read_midi` to
+    the same notes.
     """
     ticks_per_step = ticks_per_beat // STEPS_PER_BEAT
-    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
-    conductor = [(s * ticks_per_step, mido.MetaMessage("set_tempo", tempo=t)) for s, t in tempos]
-    conductor += [
-        (
-            ts.step * ticks_per_step,
-            mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator),
-        )
-        for ts in time_signatures
-    ]
-    midi.tracks.append(_to_track(conductor, "qbdi"))
+    conductor = [(step * ticks_per_step, 1, smf_write.set_tempo(tempo)) for step, tempo in tempos]
+    conductor += [(ts.step * ticks_per_step, 1,
+                   smf_write.time_signature(ts.numerator, ts.denominator))
+                  for ts in time_signatures]
+    chunks = [_chunk("qbdi", conductor)]
     for track in tracks:
         events = []
         for note in track.notes:
-            on = mido.Message("note_on", channel=track.channel, note=note.pitch,
-                              velocity=max(1, min(127, note.velocity)))
-            off = mido.Message("note_off", channel=track.channel, note=note.pitch, velocity=0)
-            events.append((note.start_step * ticks_per_step, on))
-            events.append((note.end_step * ticks_per_step, off))
-        midi.tracks.append(_to_track(events, track.name))
-    midi.save(path)
+            velocity = max(1, min(127, note.velocity))
+            events.append((note.start_step * ticks_per_step, 1,
+                           bytes((0x90 | track.channel, note.pitch, velocity))))
+            events.append((note.end_step * ticks_per_step, 0,
+                           bytes((0x80 | track.channel, note.pitch, 0))))
+        chunks.append(_chunk(track.name, events))
+    header = smf_write.header_chunk(len(chunks), ticks_per_beat)
+    Path(path).write_bytes(header + b"".join(chunks))
 
 
-def _to_track(events: list[tuple[int, mido.Message]], name: str) -> mido.MidiTrack:
-    # note-offs sort before note-ons at the same tick so a repeated pitch re-strikes cleanly
-    events = sorted(events, key=lambda e: (e[0], e[1].type != "note_off"))
-    track = mido.MidiTrack()
-    if name:
-        track.append(mido.MetaMessage("track_name", name=name))
-    last_tick = 0
-    for tick, message in events:
-        track.append(message.copy(time=tick - last_tick))
-        last_tick = tick
-    return track
+def _chunk(name: str, events: list[tuple[int, int, bytes]]) -> bytes:
+    """A track chunk from ``(tick, order, bytes)``: by tick, then order (note-offs are 0)."""
+    ordered = sorted(events, key=lambda event: (event[0], event[1]))
+    return smf_write.track_chunk(smf_write.events_body(name, [(t, e) for t, _, e in ordered]))

@@ -23,7 +23,7 @@ from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT, n_bars_for, notes_to_bars
 from qbdi.errors import MidiFileError
 from qbdi.midifile import load_smf, score_of
 from qbdi.scoring import agreement
-from qbdi.smf import Smf
+from qbdi.smf_types import Smf
 
 MARKER = re.compile(r"^(?P<mode>\w+), (?:(?P<bits>\d+) bits|full rate)$")
 

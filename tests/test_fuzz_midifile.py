@@ -30,7 +30,7 @@ from smf_bytes import DATA, FILES
 from qbdi.cli import main
 from qbdi.errors import MidiFileError
 from qbdi.midifile import MAX_STEPS, read_midi
-from qbdi.smf import MAX_DETAILED
+from qbdi.smf_problems import MAX_DETAILED
 
 SEEDS = sorted(FILES)
 MAX_WARNING_LINES = 2 + MAX_DETAILED + 1 + 1  # timing notes, problems and their count, limit

@@ -32,7 +32,7 @@ from smf_bytes import right as right_events
 from qbdi.bars import Note
 from qbdi.errors import MidiFileError
 from qbdi.midifile import MAX_BARS, read_midi
-from qbdi.smf import MAX_DETAILED
+from qbdi.smf_problems import MAX_DETAILED
 
 CLEAN = DATA / "two-hands.mid"
 RIGHT = [Note(4 * i, pitch, 4 * i + 4, 90) for i, pitch in enumerate(MELODY)]
