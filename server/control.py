@@ -3,7 +3,10 @@
 OSC messages are routed through the one address table (:mod:`~qbdi.server.osc`) to the
 control methods here. Each change builds a new validated state and hands it to the loop; a
 refused value never replaces the last good state, and the sender is told why
-(``/qbdi/error``). Everything here runs on the loop thread.
+(``/qbdi/error``). Refusals are counted and logged in bounded amounts (the first few of
+each kind, then a summary line every 10 s: :class:`~qbdi.server.bounded_log.BoundedLog`),
+since a peer can send them as fast as the rate limit lets it. Everything here runs on the
+loop thread.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import ValidationError
 from qbdi.errors import QbdiError
 from qbdi.presets import load_named_preset
 from qbdi.server import osc
+from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.loop import Loop
 from qbdi.settings import Preset, changed, describe_error
 
@@ -44,7 +48,9 @@ class Control:
         self._status_counts = status_counts  # extra status pairs, e.g. the OSC transport's
         self._dispatcher = osc.build_dispatcher()
         self._reply_to: Address | None = None  # the sender of the message in hand
+        self.log = BoundedLog(log, "OSC control")
         self.osc_errors = 0
+        self.panics = 0
 
     @property
     def state(self) -> Preset:
@@ -55,7 +61,7 @@ class Control:
         """Run the handlers an address (or pattern) names; refuse what they refuse."""
         rows = osc.rows_for(self._dispatcher, address)
         if not rows:
-            self._refuse(sender, f"{address[:64]}: unknown address")
+            self._refuse(sender, f"{address[:64]}: unknown address", "unknown addresses")
             return
         for row in rows:
             self._reply_to = sender
@@ -66,19 +72,24 @@ class Control:
             except (ValueError, QbdiError) as err:
                 self._refuse(sender, f"{row.address}: {err}")
             except Exception as err:  # a bug, not the sender's fault: keep serving
-                log.exception("OSC %s %r failed", row.address, args[:8])
-                self._refuse(sender, f"{row.address}: internal error: {type(err).__name__}")
+                self.log.event("internal errors", "OSC %s %r failed", row.address,
+                               args[:8], level=logging.ERROR, exc_info=err)
+                self._refuse(sender, f"{row.address}: internal error: {type(err).__name__}",
+                             None)
             else:
                 if row.report is not None:
                     self.feedback.send(row.address, row.report(self.state), sender)
             finally:
                 self._reply_to = None
 
-    def _refuse(self, sender: Address | None, reason: str) -> None:
+    def _refuse(self, sender: Address | None, reason: str,
+                kind: str | None = "refused values") -> None:
+        """Tell ``sender`` why; count it, and log it as ``kind`` (None: logged already)."""
         # Bounded: a reply must never echo a 64 kB datagram back (nor overflow UDP).
         reason = reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
         self.osc_errors += 1
-        log.warning("OSC refused: %s", reason)
+        if kind is not None:
+            self.log.event(kind, "OSC refused: %s", reason)
         self.feedback.send(osc.ERROR, [reason], sender)
 
     # -- the control methods, for the handlers ---------------------------------------------
@@ -99,6 +110,7 @@ class Control:
         self.send_values()
 
     def panic(self) -> None:
+        self.panics += 1
         self.loop.end_notes("panic")
 
     def send_values(self) -> None:
@@ -119,5 +131,6 @@ class Control:
                 "skipped_bars", c.skipped_bars, "bar_errors", c.bar_errors,
                 "notes_in", heard.notes_in, "other_channel", heard.other_channel,
                 "notes_out", loop.scheduler.notes_out, "echoes_dropped", loop.echo.dropped,
-                "osc_errors", self.osc_errors, "compute_ms", round(c.last_compute_ms, 3),
+                "osc_errors", self.osc_errors, "panics", self.panics,
+                "compute_ms", round(c.last_compute_ms, 3),
                 *self._status_counts()]
