@@ -163,8 +163,9 @@ def panic(ctl: Controls, args: Sequence[Any]) -> None:
 
 def status(ctl: Controls, args: Sequence[Any]) -> None:
     """No arguments. Replies with every current value (/qbdi/bits, /qbdi/mode, ...) and
-    /qbdi/status with the bar counter, overruns, notes in/out and malformed packets as
-    name, value pairs."""
+    /qbdi/status with the bar counter, overruns, notes in/out, panics and what was refused
+    or dropped (malformed, rate-limited and refused OSC, refused values, malformed MIDI,
+    feedback and log lines dropped) as name, value pairs."""
     values.none(args)
     ctl.send_status()
 

@@ -1,0 +1,282 @@
+"""Benchmark ``qbdi serve`` on stage: output timing through JACK and per-bar compute in
+the server, quiet, under a flood of bad OSC with its output blocked, and with the live
+terminal view drawing.
+
+    python benchmarks/bench_stage.py [--model PATH] [--seconds 8] [--compute-seconds 15]
+
+Conditions (each a fresh ``qbdi serve --backend jack`` process):
+
+* quiet: stdout and stderr to /dev/null, plain logs (``--no-view``): the baseline;
+* flood: the same, but stdout and stderr on a pipe that is full from the start and never
+  read, while 1,000 bad datagrams a second arrive (malformed, unknown addresses, refused
+  values; beyond ``--osc-rate`` most are dropped as rate-limited);
+* view: under a pseudo-terminal read as fast as it is written, the live view drawing.
+
+Measures per condition:
+
+* timing: echo mode at 120 BPM, a real query played into "NAME in"; the note-ons heard on
+  "NAME out" against the ideal sixteenth grid (as ``bench_server.py``);
+* compute: query mode at 960 BPM (a bar every 0.25 s) with the query played in; each bar's
+  compute time as the server reports it (``/qbdi/bar``, through ``--feedback``).
+
+Numbers only: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from pythonosc.osc_packet import OscPacket
+
+from qbdi.midifile import read_midi
+from qbdi.server.osc_transport import encode
+
+QUERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries"
+QUERY = QUERIES / "prokofiev-visions-fugitives-vf_no1.mid"
+CONDITIONS = ("quiet", "flood", "view")
+FLOOD_PER_S = 1_000
+BAD = (b"\x00not osc" * 4, encode("/qbdi/nowhere", [1]), encode("/qbdi/bits", ["lots"]),
+       encode("/qbdi/mode", [3.5]))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _full_pipe() -> tuple[int, int]:
+    import fcntl
+
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, 1031, 4096)  # F_SETPIPE_SZ
+    os.write(write_fd, b"x" * fcntl.fcntl(write_fd, 1032))  # F_GETPIPE_SZ: now full
+    return read_fd, write_fd
+
+
+def _flood(port: int, stop: threading.Event) -> None:
+    """``FLOOD_PER_S`` bad datagrams a second, ten every 10 ms, until ``stop``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent, started_s = 0, time.perf_counter()
+    while not stop.is_set():
+        due = int((time.perf_counter() - started_s) * FLOOD_PER_S)
+        while sent < due:
+            sock.sendto(BAD[sent % len(BAD)], ("127.0.0.1", port))
+            sent += 1
+        time.sleep(0.01)
+    sock.close()
+
+
+def _drain(fd: int, stop: threading.Event) -> None:
+    """Read a terminal as fast as it is written (a terminal that keeps up)."""
+    import select
+
+    while not stop.is_set():
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                os.read(fd, 65_536)
+            except OSError:
+                return
+
+
+@contextlib.contextmanager
+def serving(condition: str, model: Path, preset: Path, name: str, osc_port: int,
+            feedback_port: int) -> Iterator[None]:
+    """``qbdi serve`` under ``condition`` until the block ends (then SIGTERM)."""
+    command = [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--name", name,
+               "--model", str(model), "--preset", str(preset), "--osc-port", str(osc_port),
+               "--feedback", f"127.0.0.1:{feedback_port}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"}
+    stop = threading.Event()
+    helpers: list[threading.Thread] = []
+    fds: list[int] = []
+    if condition == "view":
+        master, slave = pty.openpty()
+        process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env)
+        fds += [master, slave]
+        helpers.append(threading.Thread(target=_drain, args=(master, stop), daemon=True))
+    elif condition == "flood":
+        read_fd, write_fd = _full_pipe()
+        process = subprocess.Popen([*command, "--no-view"], stdin=subprocess.DEVNULL,
+                                   stdout=write_fd, stderr=write_fd, env=env)
+        os.close(write_fd)
+        fds.append(read_fd)
+        helpers.append(threading.Thread(target=_flood, args=(osc_port, stop), daemon=True))
+    else:
+        process = subprocess.Popen([*command, "--no-view"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=env)
+    try:
+        _wait_ready(osc_port, process)
+        for helper in helpers:
+            helper.start()
+        yield
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait(timeout=10)
+        for fd in fds:
+            os.close(fd)
+
+
+def _wait_ready(osc_port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Until the server answers ``/qbdi/status`` (its output may be unreadable)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"qbdi serve exited with {process.returncode}")
+            sock.sendto(encode("/qbdi/status", []), ("127.0.0.1", osc_port))
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    data, _ = sock.recvfrom(65_535)
+                    if b"/qbdi/status" in data:
+                        return
+    raise RuntimeError("qbdi serve did not answer /qbdi/status")
+
+
+def play_and_listen(name: str, seconds: float, tempo_bpm: float) -> list[float]:
+    """Play the query into "NAME in" at ``tempo_bpm`` for ``seconds``; the times of the
+    note-ons heard on "NAME out" (until a bar after the last note)."""
+    import mido
+
+    from qbdi.server.backends import resolve_port
+
+    rt = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+    times_s: list[float] = []
+    listener = rt.open_input(
+        resolve_port(f"{name} out", rt.get_input_names(), "input"),
+        callback=lambda m: times_s.append(time.perf_counter())
+        if m.type == "note_on" and m.velocity else None)
+    player = rt.open_output(resolve_port(f"{name} in", rt.get_output_names(), "output"))
+    time.sleep(0.3)
+    step_s = 60.0 / tempo_bpm / 4
+    notes = read_midi(QUERY).notes
+    length = max(n.end_step for n in notes)
+    repeats = range(8)  # the query again and again, for as long as asked
+    events = sorted([(n.start_step + k * length, 1, n.pitch) for n in notes for k in repeats]
+                    + [(n.end_step + k * length, 0, n.pitch) for n in notes for k in repeats])
+    t0_s = time.perf_counter()
+    for step, kind, pitch in events:
+        if step * step_s > seconds:
+            break
+        while time.perf_counter() < t0_s + step * step_s:
+            time.sleep(0.0005)
+        player.send(mido.Message("note_on" if kind else "note_off", note=pitch, velocity=90))
+    time.sleep(2 * 16 * step_s)
+    listener.close()
+    player.close()
+    return times_s
+
+
+def grid_errors(times_s: list[float], tempo_bpm: float) -> dict[str, float]:
+    """Note-on times against the sixteenth grid fitted to them (as bench_server.py)."""
+    step_s = 60.0 / tempo_bpm / 4
+    t = np.array(times_s)
+    phase = (t - t[0]) / step_s
+    error_s = (phase - np.round(phase)) * step_s
+    error_s -= np.median(error_s)  # a constant latency is no timing error
+    abs_ms = np.abs(error_s) * 1e3
+    return {"notes": float(len(t)), "median_ms": float(np.median(abs_ms)),
+            "p99_ms": float(np.percentile(abs_ms, 99)), "max_ms": float(abs_ms.max())}
+
+
+def _bar_computes(sock: socket.socket, stop: threading.Event, out: list[float]) -> None:
+    sock.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            data, _ = sock.recvfrom(65_535)
+        except TimeoutError:
+            continue
+        with contextlib.suppress(Exception):
+            for timed in OscPacket(data).messages:
+                if timed.message.address == "/qbdi/bar":
+                    out.append(float(timed.message.params[1]))
+
+
+def bench_condition(condition: str, model: Path, seconds: float,
+                    compute_seconds: float) -> dict:
+    """Timing (echo, 120 BPM) and compute (query, 960 BPM) under ``condition``."""
+    work = Path(tempfile.mkdtemp(prefix="qbdi-bench-stage-"))
+    echo, query = work / "echo.toml", work / "query.toml"
+    echo.write_text('tempo_bpm = 120.0\n[improviser]\nmode = "echo"\n')
+    query.write_text('tempo_bpm = 960.0\n[improviser]\nmode = "query"\n')
+    result = {}
+    for preset, tempo_bpm, secs, key in ((echo, 120.0, seconds, "timing"),
+                                         (query, 960.0, compute_seconds, "compute")):
+        name = f"bench-{condition}-{os.getpid()}"
+        feedback = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        feedback.bind(("127.0.0.1", 0))
+        computes: list[float] = []
+        stop = threading.Event()
+        reader = threading.Thread(target=_bar_computes, args=(feedback, stop, computes))
+        reader.start()
+        try:
+            with serving(condition, model, preset, name, _free_port(),
+                         feedback.getsockname()[1]):
+                times_s = play_and_listen(name, secs, tempo_bpm)
+        finally:
+            stop.set()
+            reader.join()
+            feedback.close()
+        if key == "timing":
+            result[key] = grid_errors(times_s, tempo_bpm)
+        else:
+            ms = np.array(computes[1:])  # the first bar pays for warming caches
+            result[key] = {"bars": float(len(ms)), "median_ms": float(np.median(ms)),
+                           "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+    return result
+
+
+def table(results: dict[str, dict]) -> list[str]:
+    lines = ["| condition | output timing vs grid, JACK: median / p99 / max (ms) | per-bar "
+             "compute in the server: median / p99 / max (ms) |", "|---|---|---|"]
+    for condition, r in results.items():
+        if "error" in r:
+            lines.append(f"| {condition} | not measured: {r['error']} | |")
+            continue
+        t, c = r["timing"], r["compute"]
+        lines.append(f"| {condition} | {t['median_ms']:.3f} / {t['p99_ms']:.3f} / "
+                     f"{t['max_ms']:.3f} ({t['notes']:.0f} notes) | {c['median_ms']:.3f} / "
+                     f"{c['p99_ms']:.3f} / {c['max_ms']:.3f} ({c['bars']:.0f} bars) |")
+    return lines
+
+
+def main() -> int:
+    import argparse
+
+    from qbdi.models.checkpoint import default_checkpoint_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--compute-seconds", type=float, default=15.0)
+    parser.add_argument("--only", default=",".join(CONDITIONS))
+    args = parser.parse_args()
+    model = args.model or default_checkpoint_path()
+    results = {}
+    for condition in args.only.split(","):
+        print(f"running {condition} ...", file=sys.stderr, flush=True)
+        try:
+            results[condition] = bench_condition(condition, model, args.seconds,
+                                                 args.compute_seconds)
+        except (RuntimeError, OSError) as err:
+            results[condition] = {"error": str(err)[:160]}
+    print("\n".join(table(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
