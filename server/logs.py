@@ -29,7 +29,6 @@ import queue
 import select
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -210,8 +209,7 @@ class Output:
         root = logging.getLogger()
         root.handlers[:] = [QueueLogHandler(self.log)]
         root.setLevel(logging.WARNING if quiet else logging.INFO)
-        logging.captureWarnings(True)
-        warnings.simplefilter("default")
+        logging.captureWarnings(True)  # shown warnings become records too
         threading.excepthook = _log_thread_exception
 
     def say(self, line: str) -> None:

@@ -73,6 +73,16 @@ def split_keys(data: bytes) -> list[str]:
     return keys
 
 
+def in_foreground(fd: int) -> bool:
+    """Whether this process may read terminal ``fd`` and change its mode without being
+    stopped: true unless ``fd`` is our controlling terminal and we are a background job
+    (``qbdi serve &``), where reading would stop us (SIGTTIN, SIGTTOU)."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # not our controlling terminal: no job control applies to it
+        return True
+
+
 class KeyReader:
     """Reads keys from terminal ``fd`` on its own thread and hands each to ``on_key``.
 

@@ -29,7 +29,7 @@ from rich.live import Live
 from rich.text import Text
 
 from qbdi.server import osc
-from qbdi.server.terminal import FdFile, KeyReader
+from qbdi.server.terminal import FdFile, KeyReader, in_foreground
 from qbdi.server.view_feed import ViewFeed
 from qbdi.server.view_render import next_mode, render
 
@@ -126,7 +126,9 @@ class TerminalView:
         self.keys = Keys(feed, post, on_quit)
         self._counts = counts
         self._out_fd = out_fd
-        self._in_fd = in_fd if in_fd is not None and os.isatty(in_fd) else None
+        # Keys need a terminal we may read: not a pipe, not ours while we run in background.
+        self._in_fd = (in_fd if in_fd is not None and os.isatty(in_fd) and in_foreground(in_fd)
+                       else None)
         self.refresh_s = refresh_s
         self._log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
         self._stop = threading.Event()
