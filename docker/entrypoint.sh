@@ -6,7 +6,10 @@
 #                     0.0.0.0:9000, allowing the Docker host (the container's gateway) and
 #                     the IPs in QBDI_OSC_ALLOW. OPTIONS go to qbdi serve and win.
 #   doctor [OPTIONS]  the same JACK start, then `qbdi doctor`
-#   anything else     `qbdi ARGS...` as is (render, analyze, presets, osc-help, ...)
+#   anything else     `qbdi ARGS...` as is (render, analyze, presets, osc-help, --help, ...)
+#
+# A leading `qbdi` is dropped, so `docker run IMAGE qbdi render ...` means the same as
+# `docker run IMAGE render ...`.
 #
 # SIGTERM/SIGINT reach qbdi serve, which ends every note; then jackd is stopped.
 set -euo pipefail
@@ -101,6 +104,10 @@ serve() {
 }
 
 main() {
+  if [ "${1:-}" = qbdi ]; then
+    shift
+    [ $# -gt 0 ] || exec qbdi  # `qbdi` alone: its usage, as on the host
+  fi
   local command=${1:-serve}
   [ $# -gt 0 ] && shift
   case "$command" in

@@ -10,6 +10,7 @@ numpy only, not torch, so the live server and ``qbdi render`` start fast.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,7 +26,6 @@ from qbdi.models.config import ModelCard, ModelConfig
 FORMAT = "qbdi-checkpoint/1"
 LAYERS = ("enc_hidden", "enc_mu", "enc_logvar", "dec_hidden", "dec_out")
 STAT_NAMES = ("mu_mean", "mu_var", "z_mean", "z_var", "posterior_var")
-DEFAULT_MODEL = "qbdi-bach.safetensors"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +69,38 @@ class Checkpoint:
     stats: CorpusStats
 
 
+DEFAULT_MODEL_NAME = "bach"
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""A shipped model's name: its file ``qbdi-NAME.safetensors`` in ``models/default``."""
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped inside the package, by name (``bach``, ...), sorted."""
+    folder = Path(str(resources.files("qbdi.models") / "default"))
+    return {path.stem.removeprefix("qbdi-"): path
+            for path in sorted(folder.glob("qbdi-*.safetensors"))}
+
+
 def default_checkpoint_path() -> Path:
-    """The model shipped inside the package (trained on the music21 Bach chorales)."""
-    return Path(str(resources.files("qbdi.models") / "default" / DEFAULT_MODEL))
+    """The default model shipped inside the package (trained on the music21 Bach chorales)."""
+    return shipped_models()[DEFAULT_MODEL_NAME]
+
+
+def model_path(name_or_path: str | Path | None) -> Path:
+    """The checkpoint file for a shipped model's name (``bach``), a path, or None (the
+    default). A bare name (no folder, no suffix) always means a shipped model; give a path
+    such as ``./mine.safetensors`` for a file of your own. Raises :class:`CheckpointError`
+    for an unknown name, listing the shipped ones."""
+    if name_or_path is None:
+        return default_checkpoint_path()
+    text = str(name_or_path)
+    if "/" in text or "\\" in text or Path(text).suffix:
+        return Path(text)
+    models = shipped_models()
+    if text not in models:
+        raise CheckpointError(text, "model", f"no shipped model of that name (shipped: "
+                                             f"{', '.join(models)}); a file needs a path")
+    return models[text]
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -110,8 +139,9 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
-    """Load and validate a checkpoint (the shipped default when ``path`` is None)."""
-    path = Path(path) if path is not None else default_checkpoint_path()
+    """Load and validate a checkpoint: a file, a shipped model's name, or None for the
+    shipped default (see :func:`model_path`)."""
+    path = model_path(path)
     if not path.is_file():
         raise CheckpointError(path, "file", "no such file")
     try:

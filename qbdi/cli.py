@@ -38,6 +38,7 @@ COMMANDS = (
     Command("serve", "serve:add_arguments", "serve:run"),
     Command("ports", "info:add_ports_arguments", "info:ports"),
     Command("presets", "info:add_presets_arguments", "info:presets"),
+    Command("models", "info:add_models_arguments", "info:models"),
     Command("osc-help", "info:add_osc_help_arguments", "info:osc_help"),
     Command("doctor", "doctor:add_arguments", "doctor:run"),
 )

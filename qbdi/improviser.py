@@ -9,15 +9,23 @@ unchanged, for routing checks) and ``mute`` (silence).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from qbdi.bars import BAR_SHAPE, BAR_SIZE
 from qbdi.channel import ChannelParams, LatentStats, RunningStats, WindowStats, transmit
 from qbdi.channel import channel_params as _channel_params
-from qbdi.models.checkpoint import Checkpoint, CorpusStats
+from qbdi.models.checkpoint import (
+    Checkpoint,
+    CorpusStats,
+    load_checkpoint,
+    model_path,
+    shipped_models,
+)
 from qbdi.models.runtime import InferenceModel, Latents, decode_bars, encode_bars
 from qbdi.settings import ImproviserSettings
 
@@ -112,6 +120,23 @@ class Improviser:
         corpus = self.corpus_stats
         source_var = corpus.z_var if settings.encoding == "sample" else corpus.mu_var
         return LatentStats(corpus.z_mean, source_var, corpus.posterior_var)
+
+
+def load_improvisers(start: str | Path | None) -> tuple[dict[str, Improviser], str]:
+    """An improviser for every shipped model and for ``start`` (a shipped model's name, a
+    checkpoint file, or None for the default), by name, and the name of ``start``'s: what a
+    live session may switch between without reading a file while it plays. A file takes
+    its stem as its name (``file-`` first if a shipped model has that name)."""
+    shipped = shipped_models()
+    improvisers = {name: Improviser.from_checkpoint(load_checkpoint(path))
+                   for name, path in shipped.items()}
+    path = model_path(start)
+    if path in shipped.values():
+        return improvisers, next(name for name, p in shipped.items() if p == path)
+    name = re.sub(r"[^a-z0-9_-]", "-", path.stem.lower()).strip("-")[:58] or "model"
+    name = f"file-{name}" if name in improvisers else name
+    improvisers[name] = Improviser.from_checkpoint(load_checkpoint(path))
+    return improvisers, name
 
 
 def channel_params_for(stats: LatentStats, settings: ImproviserSettings,

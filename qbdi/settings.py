@@ -104,12 +104,18 @@ class LiveIrSettings(BaseModel):
                              "when full, one built over its last half takes over")
 
 
+MODEL_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
 class Preset(BaseModel):
     """The live state of the server; every field has bounds and units in its name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     description: str = ""
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)] | None = Field(
+        None, description="the model that answers, by name (see `qbdi models`); a preset "
+        "without one keeps the model in use")
     tempo_bpm: float = Field(120.0, ge=MIN_TEMPO_BPM, le=MAX_TEMPO_BPM,
                              description="internal clock tempo (ignored when following "
                                          "MIDI clock)")

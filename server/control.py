@@ -103,11 +103,25 @@ class Control:
         self.change(tempo_bpm=tempo_bpm)
 
     def load_preset(self, name: str) -> None:
-        """Load a preset live; a bad one raises and the current state stays."""
+        """Load a preset live; a bad one raises and the current state stays. A preset that
+        names no model keeps the one in use."""
         new = self._preset_loader(name)
+        if new.model is None:
+            new = new.model_copy(update={"model": self.state.model})
+        self._check_model(new.model)
         self.loop.end_notes(f"preset {name}")
         self.loop.apply(new)
         self.send_values()
+
+    def set_model(self, name: str) -> None:
+        """Answer with another loaded model from the next barline."""
+        self._check_model(name)
+        self.change(model=name)
+
+    def _check_model(self, name: str | None) -> None:
+        if name is not None and name not in self.loop.models:
+            loaded = ", ".join(self.loop.models) or "none besides the one in use"
+            raise ValueError(f"no model named {name!r} is loaded (loaded: {loaded})")
 
     def panic(self) -> None:
         self.panics += 1
@@ -127,7 +141,8 @@ class Control:
     def status_pairs(self) -> list[Any]:
         loop = self.loop
         c, heard = loop.counters, loop.player.counters
-        return ["bar", loop.next_bar, "bars", c.bars, "overruns", c.overruns,
+        return ["model", self.state.model or "", "bar", loop.next_bar, "bars", c.bars,
+                "overruns", c.overruns,
                 "skipped_bars", c.skipped_bars, "bar_errors", c.bar_errors,
                 "notes_in", heard.notes_in, "other_channel", heard.other_channel,
                 "notes_out", loop.scheduler.notes_out, "echoes_dropped", loop.echo.dropped,

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +78,11 @@ class Loop:
     :class:`~qbdi.server.inbox.Inbox` alone."""
 
     def __init__(self, ports: Ports, clock: Clock, improviser: Improviser, state: Preset, *,
+                 models: Mapping[str, Improviser] | None = None,
                  listeners: LoopListener | None = None, close_ahead_steps: float = 0.5,
                  echo_window_s: float = 0.05) -> None:
         self.ports = ports
+        self.models = dict(models or {})  # the loaded models a state may name
         self.clock = clock
         self.state = state
         self.listeners = listeners if listeners is not None else Listeners()
@@ -239,10 +241,14 @@ class Loop:
 
     # -- state ----------------------------------------------------------------------------
     def apply(self, new: Preset) -> None:
-        """Make ``new`` (already validated) the state, with what a change of it implies:
-        a new mode or output channel ends the sounding notes, a new input channel releases
-        what the player held, a new tempo moves the internal clock."""
+        """Make ``new`` (already validated; its model, if named, one of :attr:`models`) the
+        state, with what a change of it implies: a new model, mode or output channel ends
+        the sounding notes (the new model answers from the next barline), a new input
+        channel releases what the player held, a new tempo moves the internal clock."""
         old, self.state = self.state, new
+        if new.model is not None and new.model != old.model:
+            self.end_notes(f"model {old.model} -> {new.model}")
+            self.responder.improviser = self.models[new.model]  # answers from the next bar
         if new.improviser.mode != old.improviser.mode:
             self.end_notes(f"mode {old.improviser.mode} -> {new.improviser.mode}")
         if new.playing.input_channel != old.playing.input_channel:

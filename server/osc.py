@@ -48,6 +48,8 @@ class Controls(Protocol):
 
     def load_preset(self, name: str) -> None: ...
 
+    def set_model(self, name: str) -> None: ...
+
     def panic(self) -> None: ...
 
     def send_status(self) -> None: ...
@@ -143,6 +145,17 @@ def velocity(ctl: Controls, args: Sequence[Any]) -> None:
         ctl.change(playing={"velocity": "fixed", "fixed_velocity": values.integer(value)})
 
 
+def model(ctl: Controls, args: Sequence[Any]) -> None:
+    """Answer with another model by name (see `qbdi models`; each was loaded at start-up, so
+    nothing is read from disk while playing). Ends every sounding note; the new model
+    answers from the next barline. An unknown name is refused and the model in use stays.
+    Replies /qbdi/model."""
+    name = values.one(args)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"expects a model name, got {name!r}")
+    ctl.set_model(name)
+
+
 def preset(ctl: Controls, args: Sequence[Any]) -> None:
     """Load a preset by name: NAME.toml from the serve --preset-dir folder (by default the
     folder of a --preset file), else a shipped preset (see `qbdi presets`). Paths are refused,
@@ -204,6 +217,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
                lambda s: [s.playing.silence]),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
+    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""]),
     OscAddress("/qbdi/preset", "name", preset),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress(STATUS, "", status),

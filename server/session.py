@@ -5,7 +5,7 @@ status line)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import mido
@@ -35,6 +35,7 @@ class Server:
     :meth:`post_midi` and :meth:`post_osc`; everything else is for the loop thread."""
 
     def __init__(self, ports: Ports, clock: Clock, improviser: Improviser, state: Preset, *,
+                 models: Mapping[str, Improviser] | None = None,
                  feedback: Feedback | None = None, listeners: Iterable[LoopListener] = (),
                  preset_loader: Callable[[str], Preset] = load_named_preset,
                  status_counts: Callable[[], list[Any]] = list,
@@ -45,7 +46,8 @@ class Server:
         self.live_ir = LiveIr(self._send_ir if self._ir_taps else self.feedback.send,
                               state.live_ir)
         self.listeners = Listeners(FeedbackListener(self.feedback), self.live_ir, *listeners)
-        self.loop = Loop(ports, clock, improviser, state, listeners=self.listeners,
+        self.loop = Loop(ports, clock, improviser, state, models=models,
+                         listeners=self.listeners,
                          close_ahead_steps=close_ahead_steps, echo_window_s=echo_window_s)
         self.control = Control(self.loop, self.feedback, preset_loader, status_counts)
         self.loop.on_osc = self.control.handle_osc

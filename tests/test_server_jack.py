@@ -36,11 +36,11 @@ from qbdi.server.osc_transport import encode
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
-QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
+QUERY = "chords-melody-4-4.mid"  # tests/data/queries: 20 bars of 4/4
 MIN_RECEIVED = 0.95
 
 

@@ -213,8 +213,6 @@ class SlowImproviser:
         return self.inner.step(bar, settings)
 
 
-
-
 def test_an_overrun_is_reported_and_its_late_notes_dropped_never_queued(tiny_checkpoint):
     # Bar 1's answer is ready 2.5 steps late (at step 34, bar 2 began at 32).
     rig = Rig(tiny_checkpoint, wrap=lambda imp, clock: SlowImproviser(imp, clock, 2, 2.5))

@@ -130,7 +130,9 @@ def test_each_setting_address_applies_and_replies_the_new_value(running, address
 
 
 def test_every_address_in_the_table_has_a_test():
-    tested = {c[0] for c in SETTINGS_CASES} | {"/qbdi/preset", "/qbdi/panic", "/qbdi/status"}
+    # /qbdi/model: tests/test_model_switch.py (it needs a session with two models)
+    tested = {c[0] for c in SETTINGS_CASES} | {"/qbdi/preset", "/qbdi/panic", "/qbdi/status",
+                                               "/qbdi/model"}
     assert tested == set(osc.BY_ADDRESS)
 
 

@@ -1,11 +1,14 @@
-"""The Dockerfile and its entrypoint, without a Docker engine (there is none here).
+"""The Dockerfile and its entrypoint, fast and without a Docker engine.
 
-Checked statically: the base image, a non-root user, no downloads but the package registries,
+The image itself is built and run by ``scripts/docker-test.sh`` (CI runs it after the test
+suite). Checked here, statically: the base image as a build argument, a non-root user, no
+downloads but the package registries, the extra-CA build secret only in the build stage,
 every COPY source present and not excluded by .dockerignore, every package folder copied,
 the OSC port exposed as UDP, the entrypoint present, executable and valid bash, and the qbdi
 options it passes accepted by the CLI. Checked by running: the entrypoint itself, here,
 starting its own JACK dummy-driver server (under a private name) and ``qbdi serve`` behind
-it, answering OSC, and stopping both on SIGTERM.
+it, answering OSC, and stopping both on SIGTERM; other commands, with or without a leading
+``qbdi``.
 """
 
 from __future__ import annotations
@@ -54,9 +57,18 @@ def _args() -> dict[str, str]:
     return dict(rest.split("=", 1) for word, rest in _instructions() if word == "ARG")
 
 
-def test_base_image_and_a_non_root_user():
+def _final_stage(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (word, _) in enumerate(rows) if word == "FROM")
+    return rows[last_from:]
+
+
+def test_base_image_is_a_build_argument_and_the_user_is_not_root():
     rows = _instructions()
-    assert rows[0] == ("FROM", "python:3.11-slim")
+    assert rows[0] == ("ARG", "BASE=python:3.11-slim")
+    froms = [rest for word, rest in rows if word == "FROM"]
+    assert len(froms) == 3, "requirements and build stages, and the image"
+    assert all(rest.split()[0] == "${BASE}" for rest in froms)
+    rows = _final_stage(rows)
     users = [i for i, (word, _) in enumerate(rows) if word == "USER"]
     assert users, "the image must not run as root"
     assert rows[users[-1]][1] not in ("root", "0")
@@ -76,12 +88,26 @@ def test_no_downloads_but_the_package_registries():
             assert url in REGISTRIES, f"not a package registry: {url}"
 
 
+def test_extra_ca_certificates_only_reach_the_build_stage():
+    """The host's extra CA certificates come in as a BuildKit secret, mounted only for the
+    build stage's download step: never a build argument, a COPY or a file of the image."""
+    rows = _instructions()
+    final = _final_stage(rows)
+    secret_runs = [rest for word, rest in rows if word == "RUN" and "type=secret" in rest]
+    assert len(secret_runs) == 1 and "id=extra_ca" in secret_runs[0]
+    assert not any("secret" in rest or "ca-certificates" in rest.lower()
+                   for word, rest in final if word in ("RUN", "COPY", "ADD", "ENV")), final
+    assert [rest for word, rest in rows if word == "ARG"] == ["BASE=python:3.11-slim"]
+    copied_from_build = [rest for word, rest in final if word == "COPY" and "--from" in rest]
+    assert copied_from_build == ["--from=build /opt/venv /opt/venv"]
+
+
 def test_every_copy_source_exists_and_is_in_the_build_context():
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     copied = set()
     for word, rest in _instructions():
-        if word == "COPY":
+        if word == "COPY" and not rest.startswith("--from"):
             *sources, _ = rest.split()
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
@@ -169,10 +195,20 @@ def _stat(proc: Path) -> dict[str, object]:
     return {"state": fields[0], "pgrp": int(fields[2])}
 
 
-def test_the_entrypoint_passes_other_commands_to_qbdi():
+@pytest.mark.parametrize("args", [["presets"], ["qbdi", "presets"]])
+def test_the_entrypoint_passes_other_commands_to_qbdi(args):
+    """`docker run IMAGE presets` and `docker run IMAGE qbdi presets` alike."""
     if shutil.which("qbdi") is None:
         pytest.skip("the qbdi command is not installed")
-    result = subprocess.run([str(ENTRYPOINT), "presets"], capture_output=True, text=True,
+    result = subprocess.run([str(ENTRYPOINT), *args], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "paper-256" in result.stdout
+
+
+def test_the_docker_test_script_is_valid_bash_and_its_checks_import():
+    subprocess.run(["bash", "-n", str(ROOT / "scripts" / "docker-test.sh")], check=True)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("bash scripts/test.sh") < ci.index("bash scripts/docker-test.sh")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "docker_checks.py"), "--help"],
+                   check=True, capture_output=True, timeout=60)

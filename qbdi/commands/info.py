@@ -23,6 +23,33 @@ def add_presets_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also list your presets in this folder (as serve --preset-dir)")
 
 
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="each model's card as JSON")
+
+
+def models(args: argparse.Namespace) -> int:
+    """List the shipped models (for --model NAME, presets and /qbdi/model) with their cards."""
+    import json
+
+    from qbdi.models.checkpoint import DEFAULT_MODEL_NAME, load_checkpoint, shipped_models
+
+    cards = {}
+    for name, path in shipped_models().items():
+        checkpoint = load_checkpoint(path)  # validates it, naming the file and the field
+        cards[name] = {"file": str(path), **checkpoint.config.model_dump(),
+                       **checkpoint.card.model_dump()}
+    if args.json:
+        print(json.dumps(cards, indent=1))
+        return 0
+    for name, card in cards.items():
+        default = " (default)" if name == DEFAULT_MODEL_NAME else ""
+        print(f"{name}{default}: {card['corpus']}; latent {card['latent_size']}, hidden "
+              f"{card['hidden_size']}, beta {card['beta']:g}; {card['bars_train']} bars of "
+              f"{card['pieces_train']} pieces, {card['epochs']} epochs")
+        print(f"  {card['file']}")
+    return 0
+
+
 def add_osc_help_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", action="store_true", help="as the README's table")
 

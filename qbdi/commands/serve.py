@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, output: Output) -> int:
     from threadpoolctl import threadpool_limits
 
-    from qbdi.improviser import Improviser
-    from qbdi.models.checkpoint import load_checkpoint
+    from qbdi.improviser import load_improvisers
     from qbdi.server.session import Server
     from qbdi.server.view_feed import ViewFeed
 
@@ -152,7 +151,8 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     allow = check_bind(args.osc_host,
                        [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
     ports = open_ports(args.backend, args.in_port, args.out_port, args.name)
-    improviser = Improviser.from_checkpoint(load_checkpoint(args.model))
+    models, model = load_improvisers(args.model or state.model)
+    state = changed(state, model=model)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     transport = OscTransport(args.osc_host, args.osc_port, allow, feedback, args.osc_rate)
     feed = ViewFeed(clock, state) if wants_view(args) else None
@@ -165,7 +165,8 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
         midi = [] if midi_log is None else ["midi_malformed", midi_log.count(MALFORMED)]
         return transport.status_counts() + midi + output.status_counts()
 
-    server = Server(ports, clock, improviser, state, feedback=transport, listeners=listeners,
+    server = Server(ports, clock, models[model], state, models=models, feedback=transport,
+                    listeners=listeners,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
                     status_counts=refusals, ir_taps=[feed.ir] if feed is not None else [])
     stop = threading.Event()

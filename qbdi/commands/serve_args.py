@@ -54,8 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"side by side (default {CLIENT_NAME})")
     parser.add_argument("--preset", default="default",
                         help="shipped preset name or a preset file (default: default)")
-    parser.add_argument("--model", default=None,
-                        help="checkpoint (default: the shipped Bach chorale model)")
+    parser.add_argument("--model", default=None, metavar="NAME|FILE",
+                        help="the model that answers first: a shipped model's name (qbdi "
+                             "models) or a checkpoint file (default: the preset's, else bach); "
+                             "/qbdi/model switches between it and the shipped ones")
     parser.add_argument("--in", dest="in_port", default=None,
                         help="connect to this existing input port instead of creating "
                              "'NAME in'")
