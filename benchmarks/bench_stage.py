@@ -3,6 +3,7 @@ the server, quiet, under a flood of bad OSC with its output blocked, and with th
 terminal view drawing.
 
     python benchmarks/bench_stage.py [--model PATH] [--seconds 8] [--compute-seconds 15]
+                                     [--repeat 2]
 
 Conditions (each a fresh ``qbdi serve --backend jack`` process):
 
@@ -19,7 +20,9 @@ Measures per condition:
 * compute: query mode at 960 BPM (a bar every 0.25 s) with the query played in; each bar's
   compute time as the server reports it (``/qbdi/bar``, through ``--feedback``).
 
-Numbers only: nothing asserts.
+With ``--repeat N`` the conditions run N times, interleaved (quiet, flood, view, quiet,
+...), so a shared machine's load drifts over all of them alike; the samples of a condition
+are pooled. Numbers only: nothing asserts.
 """
 
 from __future__ import annotations
@@ -181,16 +184,20 @@ def play_and_listen(name: str, seconds: float, tempo_bpm: float) -> list[float]:
     return times_s
 
 
-def grid_errors(times_s: list[float], tempo_bpm: float) -> dict[str, float]:
-    """Note-on times against the sixteenth grid fitted to them (as bench_server.py)."""
+def grid_errors_ms(times_s: list[float], tempo_bpm: float) -> list[float]:
+    """Each note-on's distance to the sixteenth grid fitted to them (as bench_server.py)."""
     step_s = 60.0 / tempo_bpm / 4
     t = np.array(times_s)
     phase = (t - t[0]) / step_s
     error_s = (phase - np.round(phase)) * step_s
     error_s -= np.median(error_s)  # a constant latency is no timing error
-    abs_ms = np.abs(error_s) * 1e3
-    return {"notes": float(len(t)), "median_ms": float(np.median(abs_ms)),
-            "p99_ms": float(np.percentile(abs_ms, 99)), "max_ms": float(abs_ms.max())}
+    return list(np.abs(error_s) * 1e3)
+
+
+def summary(values_ms: list[float]) -> dict[str, float]:
+    ms = np.array(values_ms)
+    return {"n": float(len(ms)), "median_ms": float(np.median(ms)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
 
 
 def _bar_computes(sock: socket.socket, stop: threading.Event, out: list[float]) -> None:
@@ -206,14 +213,15 @@ def _bar_computes(sock: socket.socket, stop: threading.Event, out: list[float]) 
                     out.append(float(timed.message.params[1]))
 
 
-def bench_condition(condition: str, model: Path, seconds: float,
-                    compute_seconds: float) -> dict:
-    """Timing (echo, 120 BPM) and compute (query, 960 BPM) under ``condition``."""
+def run_condition(condition: str, model: Path, seconds: float,
+                  compute_seconds: float) -> dict[str, list[float]]:
+    """Samples under ``condition``: timing errors (echo, 120 BPM) and per-bar compute
+    times (query, 960 BPM), in ms."""
     work = Path(tempfile.mkdtemp(prefix="qbdi-bench-stage-"))
     echo, query = work / "echo.toml", work / "query.toml"
     echo.write_text('tempo_bpm = 120.0\n[improviser]\nmode = "echo"\n')
     query.write_text('tempo_bpm = 960.0\n[improviser]\nmode = "query"\n')
-    result = {}
+    samples: dict[str, list[float]] = {}
     for preset, tempo_bpm, secs, key in ((echo, 120.0, seconds, "timing"),
                                          (query, 960.0, compute_seconds, "compute")):
         name = f"bench-{condition}-{os.getpid()}"
@@ -231,13 +239,31 @@ def bench_condition(condition: str, model: Path, seconds: float,
             stop.set()
             reader.join()
             feedback.close()
-        if key == "timing":
-            result[key] = grid_errors(times_s, tempo_bpm)
-        else:
-            ms = np.array(computes[1:])  # the first bar pays for warming caches
-            result[key] = {"bars": float(len(ms)), "median_ms": float(np.median(ms)),
-                           "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
-    return result
+        # (the first bar's compute pays for warming caches)
+        samples[key] = grid_errors_ms(times_s, tempo_bpm) if key == "timing" else computes[1:]
+    return samples
+
+
+def bench_conditions(model: Path, seconds: float, compute_seconds: float,
+                     conditions: tuple[str, ...] = CONDITIONS, repeat: int = 1) -> dict:
+    """Per condition: pooled timing and compute summaries over ``repeat`` interleaved
+    runs (or the error of a run that failed)."""
+    pooled: dict[str, dict[str, list[float]]] = {c: {"timing": [], "compute": []}
+                                                 for c in conditions}
+    errors: dict[str, str] = {}
+    for _ in range(repeat):
+        for condition in conditions:
+            print(f"running {condition} ...", file=sys.stderr, flush=True)
+            try:
+                samples = run_condition(condition, model, seconds, compute_seconds)
+            except (RuntimeError, OSError) as err:
+                errors[condition] = str(err)[:160]
+                continue
+            for key, values in samples.items():
+                pooled[condition][key] += values
+    return {c: {"error": errors[c]} if c in errors else
+            {"timing": summary(p["timing"]), "compute": summary(p["compute"]),
+             "runs": repeat} for c, p in pooled.items()}
 
 
 def table(results: dict[str, dict]) -> list[str]:
@@ -249,8 +275,8 @@ def table(results: dict[str, dict]) -> list[str]:
             continue
         t, c = r["timing"], r["compute"]
         lines.append(f"| {condition} | {t['median_ms']:.3f} / {t['p99_ms']:.3f} / "
-                     f"{t['max_ms']:.3f} ({t['notes']:.0f} notes) | {c['median_ms']:.3f} / "
-                     f"{c['p99_ms']:.3f} / {c['max_ms']:.3f} ({c['bars']:.0f} bars) |")
+                     f"{t['max_ms']:.3f} ({t['n']:.0f} notes) | {c['median_ms']:.3f} / "
+                     f"{c['p99_ms']:.3f} / {c['max_ms']:.3f} ({c['n']:.0f} bars) |")
     return lines
 
 
@@ -264,16 +290,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--compute-seconds", type=float, default=15.0)
     parser.add_argument("--only", default=",".join(CONDITIONS))
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     model = args.model or default_checkpoint_path()
-    results = {}
-    for condition in args.only.split(","):
-        print(f"running {condition} ...", file=sys.stderr, flush=True)
-        try:
-            results[condition] = bench_condition(condition, model, args.seconds,
-                                                 args.compute_seconds)
-        except (RuntimeError, OSError) as err:
-            results[condition] = {"error": str(err)[:160]}
+    results = bench_conditions(model, args.seconds, args.compute_seconds,
+                               tuple(args.only.split(",")), args.repeat)
     print("\n".join(table(results)))
     return 0
 

@@ -138,10 +138,9 @@ def part_rss(args: argparse.Namespace) -> dict:
 def part_stage(args: argparse.Namespace) -> dict:
     import bench_stage
 
-    return {condition: bench_stage.bench_condition(condition, _model(args),
-                                                   4.0 if args.quick else 8.0,
-                                                   6.0 if args.quick else 15.0)
-            for condition in bench_stage.CONDITIONS}
+    return bench_stage.bench_conditions(_model(args), 4.0 if args.quick else 8.0,
+                                        6.0 if args.quick else 15.0,
+                                        repeat=1 if args.quick else 2)
 
 
 def _model(args: argparse.Namespace) -> Path:
@@ -243,13 +242,16 @@ def _stage_rows(stage: dict) -> list[tuple[str, str, str]]:
             "view": "live terminal view drawing"}
     rows = []
     for condition, r in stage.items():
+        if "error" in r:
+            rows.append((f"on stage, {what[condition]}", f"not measured: {r['error']}", ""))
+            continue
         t, c = r["timing"], r["compute"]
-        rows.append((f"on stage, {what[condition]}: output timing, JACK ({t['notes']:.0f} "
+        rows.append((f"on stage, {what[condition]}: output timing, JACK ({t['n']:.0f} "
                      "notes): median / p99 / max (ms)",
                      f"{t['median_ms']:.3f} / {t['p99_ms']:.3f} / {t['max_ms']:.3f}",
                      "as quiet"))
         rows.append((f"on stage, {what[condition]}: per-bar compute in the server "
-                     f"({c['bars']:.0f} bars): median / p99 / max (ms)",
+                     f"({c['n']:.0f} bars): median / p99 / max (ms)",
                      f"{c['median_ms']:.3f} / {c['p99_ms']:.3f} / {c['max_ms']:.3f}",
                      "as quiet"))
     return rows
