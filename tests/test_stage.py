@@ -35,7 +35,8 @@ from qbdi.server.backends import resolve_port
 from qbdi.server.osc_transport import encode
 from qbdi.server.recorder import NoteRecorder
 
-pytestmark = pytest.mark.jack
+# realtime: a bar answered within its sixteenth, and an exit within 1 s of SIGTERM.
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 FLOOD = 10_000
 BAR_S = 0.5  # 480 BPM

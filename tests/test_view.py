@@ -104,6 +104,7 @@ def test_log_lines_appear_above_the_view_and_the_free_mode_draws_its_answers(ser
         rig.read(0.2)
 
 
+@pytest.mark.realtime  # an exit within 1.5 s of SIGTERM
 def test_sigterm_ends_the_view_and_exits_at_once(served):
     rig, client = served
     rig.wait_for("keys:")

@@ -200,7 +200,8 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
 
 def start_view(feed, server, name: str, counts: Callable[[], list], stop: threading.Event,
                output: Output):
-    """The live terminal view, drawing until :func:`stop_view`; log lines go above it."""
+    """The live terminal view, drawing until :func:`stop_view`; log lines print above it
+    when stderr is a terminal too."""
     from qbdi.server.view import TerminalView
 
     def quit_serving() -> None:
@@ -209,7 +210,8 @@ def start_view(feed, server, name: str, counts: Callable[[], list], stop: thread
 
     view = TerminalView(feed, lambda address, values: server.post_osc(address, values, None),
                         name, counts=counts, on_quit=quit_serving)
-    output.log.sink = view.add_log_line
+    if os.isatty(2):  # logs print above the view; stderr sent elsewhere keeps them
+        output.log.sink = view.add_log_line
     view.start()
     return view
 
