@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import mido
 
@@ -23,6 +24,7 @@ from qbdi.server.ports import CLIENT_NAME, OnMessage, OnPortEvent
 log = logging.getLogger(__name__)
 
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
+OUTPUT_DRAIN_S = 0.02  # a few JACK periods (2.7 ms at 128 frames, 48 kHz) before closing
 
 
 class MidoPorts:
@@ -193,9 +195,14 @@ class MidoPorts:
         self._report(direction, "back")
 
     def close(self) -> None:
+        """Close both ports; the output only once what was just sent (the last note-offs)
+        has had time to leave: rtmidi's JACK output unregisters its port right after the
+        cycle that flushes it, before the receiving client has read that cycle's events."""
         self._stop_watch.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=2.0)
-        for port in (self._input, self._output):
-            if port is not None and not port.closed:
-                port.close()
+        if self._input is not None and not self._input.closed:
+            self._input.close()
+        if self._output is not None and not self._output.closed:
+            time.sleep(OUTPUT_DRAIN_S)
+            self._output.close()

@@ -185,7 +185,8 @@ def exercise(process: subprocess.Popen, name: str, port: int, *,
             deadline = time.monotonic() + 1.0
             while player.recorder.sounding and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert player.recorder.sounding == set(), "a note was left sounding"
+            assert player.recorder.sounding == set(), (
+                f"a note was left sounding; the last messages heard: {player.received[-6:]}")
             assert exit_s <= EXIT_S, f"exited {exit_s:.2f} s after SIGTERM"
         finally:
             player.close()
