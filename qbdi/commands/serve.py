@@ -128,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
     output = Output(args.quiet, args.log_json, log_prefix(args.name), server=args.name)
     try:
         return _serve(args, output)
+    except QbdiError as err:
+        # Said through the writer, as everything else: printing it here could block the
+        # exit on a stderr nobody reads (a port lost while the output is stalled).
+        if args.log_json:
+            log.error("%s", err)
+        else:
+            output.log.put(f"{log_prefix(args.name)}: error: {err}")
+        return 2
     finally:
         output.close()
 
