@@ -33,6 +33,13 @@ MOTIF = "/qbdi/motif"
 PORT = "/qbdi/port"
 STATUS = "/qbdi/status"
 BPM = "/qbdi/bpm"
+# Addresses of the table other code sends to the server (the terminal view's keys).
+BITS = "/qbdi/bits"
+MODE = "/qbdi/mode"
+PANIC = "/qbdi/panic"
+# MIDI learn (issue 14.1) adds its row to the table at this address; until then the view's
+# learn key says it is not there.
+LEARN = "/qbdi/learn"
 
 
 class Controls(Protocol):
@@ -204,9 +211,9 @@ def _velocity_report(state: Preset) -> list[Any]:
 
 
 TABLE: tuple[OscAddress, ...] = (
-    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits,
+    OscAddress(BITS, 'int >= 0 | "full"', bits,
                lambda s: [s.improviser.budget_bits]),
-    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode]),
+    OscAddress(MODE, "|".join(MODES), mode, lambda s: [s.improviser.mode]),
     OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm]),
     OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
                lambda s: [s.improviser.threshold]),
@@ -219,7 +226,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
     OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""]),
     OscAddress("/qbdi/preset", "name", preset),
-    OscAddress("/qbdi/panic", "", panic),
+    OscAddress(PANIC, "", panic),
     OscAddress(STATUS, "", status),
     OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,

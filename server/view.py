@@ -40,10 +40,11 @@ LOG_LINES_KEPT = 200  # log lines waiting to be printed above the view
 # The ladder the bits keys climb: musically spaced (roughly doubling), then full rate.
 BITS_LADDER: tuple[int | str, ...] = (0, 4, 8, 16, 32, 64, 128, 192, 256, 384, 512, 768,
                                       1024, 2048, "full")
-# MIDI learn (issue 14.1) adds this address to the OSC table; until it exists the key says
+# MIDI learn (issue 14.1) adds osc.LEARN to the OSC table; until it is there the key says
 # so. The view asks to learn the bits knob, the setting that defines the instrument.
-LEARN_ADDRESS = "/qbdi/learn"
+LEARN_ADDRESS = osc.LEARN
 LEARN_SETTING = "bits"
+ADDRESSES = {"mode": osc.MODE, "bits": osc.BITS}
 
 Post = Callable[[str, list], None]
 
@@ -74,7 +75,7 @@ class Keys:
 
     def press(self, key: str) -> None:
         if key in ("p", " "):
-            self._send("/qbdi/panic", [], "panic")
+            self._send(osc.PANIC, [], "panic")
         elif key == "m":
             mode = next_mode(self._current("mode"))
             self._ask("mode", mode)
@@ -106,7 +107,7 @@ class Keys:
 
     def _ask(self, setting: str, value: object) -> None:
         self._asked = (self.feed.state, setting, value)
-        self._send(f"/qbdi/{setting}", [value], f"{setting} {value}")
+        self._send(ADDRESSES[setting], [value], f"{setting} {value}")
 
     def _send(self, address: str, args: list, note: str) -> None:
         self.post(address, args)

@@ -18,7 +18,10 @@ from qbdi.server.midi_input import MALFORMED, MidiInput
 pytestmark = pytest.mark.jack
 
 VALID = [[0x90, 60, 100], [0x80, 60, 0], [0xB0, 64, 127], [0xF8]]
-MALFORMED_PACKETS = [[0x90, 0xC8, 64], [0xF4], [0x90, 60], [0xF0, 1, 2, 3]]
+# A data byte above 127, an undefined status, a truncated note, a status inside a sysex.
+# (Not an unterminated sysex: rtmidi's JACK input then holds everything that follows as
+# part of it until an F7 arrives, with mido's input as with ours.)
+MALFORMED_PACKETS = [[0x90, 0xC8, 64], [0xF4], [0x90, 60], [0xF0, 1, 0x90, 0xF7]]
 
 
 def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
@@ -33,6 +36,7 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
         try:
             raw.open_port(next(i for i, name in enumerate(raw.get_ports())
                                if name.endswith(":fuzz in")))
+            time.sleep(0.3)  # the connection is made by the JACK server, not at once
             sent_bad = 0
             with caplog.at_level(logging.WARNING):
                 for _ in range(25):
