@@ -1,10 +1,11 @@
 """The OSC address table: every address the server answers, in one place.
 
 Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
-:func:`markdown_table` writes the README table from it. Handlers run on the loop thread
-(the socket thread only enqueues), take the server's :class:`Controls` and the message's
-arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
-the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
+:func:`~qbdi.server.osc_docs.markdown_table` writes the README table from it; each row's
+:class:`~qbdi.server.osc_values.Arg` generates the OSCQuery namespace. Handlers run on the
+loop thread (the socket thread only enqueues), take the server's :class:`Controls` and the
+message's arguments, and either apply a new validated state or raise ``ValueError`` with the
+reason; the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
 
 This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams.
 """
@@ -18,7 +19,16 @@ from typing import Any, Protocol
 from pythonosc.dispatcher import Dispatcher
 
 from qbdi.server import osc_values as values
-from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
+from qbdi.server.osc_values import Arg
+from qbdi.settings import (
+    MAX_BUDGET_BITS,
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
+    MODES,
+    SILENCE_POLICIES,
+    STATS_SOURCES,
+    Preset,
+)
 
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
 
@@ -68,12 +78,15 @@ Report = Callable[[Preset], list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class OscAddress:
-    """One row of the table: the address, its arguments, what to do and what to report."""
+    """One row of the table: the address, its arguments (as text, and as an :class:`Arg`
+    for the OSCQuery namespace and the browser surface; None: no arguments), what to do and
+    what to report."""
 
     address: str
     arguments: str
     handler: Handler
     report: Report | None = None  # the value sent back after a change
+    value: Arg | None = None
 
     @property
     def doc(self) -> str:
@@ -210,27 +223,34 @@ def _velocity_report(state: Preset) -> list[Any]:
     return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
 
 
+SWITCH = Arg("i", vals=(0, 1))
 TABLE: tuple[OscAddress, ...] = (
-    OscAddress(BITS, 'int >= 0 | "full"', bits,
-               lambda s: [s.improviser.budget_bits]),
-    OscAddress(MODE, "|".join(MODES), mode, lambda s: [s.improviser.mode]),
-    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm]),
+    OscAddress(BITS, 'int >= 0 | "full"', bits, lambda s: [s.improviser.budget_bits],
+               Arg("i", 0, MAX_BUDGET_BITS, also=("full",))),
+    OscAddress(MODE, "|".join(MODES), mode, lambda s: [s.improviser.mode],
+               Arg("s", vals=MODES)),
+    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm],
+               Arg("f", MIN_TEMPO_BPM, MAX_TEMPO_BPM)),
     OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
-               lambda s: [s.improviser.threshold]),
-    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)]),
+               lambda s: [s.improviser.threshold], Arg("f", 0, 1, low_open=True, high_open=True)),
+    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)],
+               SWITCH),
     OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
-               lambda s: [s.improviser.stats]),
-    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
+               lambda s: [s.improviser.stats], Arg("s", vals=STATS_SOURCES)),
+    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed],
+               Arg("i", 0, 2**31 - 1)),  # the largest OSC int32
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
-               lambda s: [s.playing.silence]),
-    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
-    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""]),
-    OscAddress("/qbdi/preset", "name", preset),
+               lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
+    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
+               Arg("i", 1, 127, also=("follow",))),
+    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""],
+               Arg("s", choices="models")),
+    OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
     OscAddress(PANIC, "", panic),
     OscAddress(STATUS, "", status),
-    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
+    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)], SWITCH),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
-               lambda s: [s.live_ir.threshold]),
+               lambda s: [s.live_ir.threshold], Arg("f", 0, 3, low_open=True)),
 )
 
 BY_ADDRESS = {row.address: row for row in TABLE}
@@ -276,28 +296,3 @@ def rows_for(dispatcher: Dispatcher, address: str) -> list[OscAddress]:
         return []
     handlers = {id(h.callback) for h in dispatcher.handlers_for_address(address)}
     return [row for row in TABLE if id(row.handler) in handlers]
-
-
-def help_text() -> str:
-    """The protocol as plain text, from the table (``qbdi osc-help``)."""
-    lines = ["Messages the server receives:", ""]
-    for row in TABLE:
-        lines.append(f"  {row.address} {row.arguments}".rstrip())
-        lines.append(f"      {row.doc}")
-    lines += ["", "Messages the server sends (to --feedback and to the sender):", ""]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"  {address} {arguments}")
-        lines.append(f"      {when}")
-    return "\n".join(lines)
-
-
-def markdown_table() -> str:
-    """The README's OSC table, from the same source."""
-    lines = ["| Address | Arguments | What it does |", "|---|---|---|"]
-    for row in TABLE:
-        doc = row.doc.replace("|", "\\|")  # a bar inside a cell would split it
-        lines.append(f"| `{row.address}` | {row.arguments.replace('|', ' or ')} | {doc} |")
-    lines += ["", "| Feedback address | Arguments | When |", "|---|---|---|"]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"| `{address}` | {arguments.replace('|', ' or ')} | {when} |")
-    return "\n".join(lines)

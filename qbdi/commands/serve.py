@@ -2,9 +2,10 @@
 SIGTERM.
 
 Start-up fails at once (a :class:`~qbdi.errors.QbdiError`, exit 2) when the preset, the
-model, the MIDI backend, the OSC socket or the ``--name`` is unusable; it never falls back
-to another device silently. Once the ports and the OSC socket are open it prints one
-``ready`` line on stdout (tests and benchmarks wait for it).
+model, the MIDI backend, the OSC socket, a web port or the ``--name`` is unusable; it never
+falls back to another device silently. Once the ports, the OSC socket and the web ports are
+open it prints one ``ready`` line on stdout (tests and benchmarks wait for it); with
+``--web``, the next line gives the surface's address with its token.
 
 Nothing it prints can stop the music: logs and the ready line go through writer threads
 (:mod:`~qbdi.server.logs`), the terminal view draws on its own thread, and shutdown waits
@@ -27,6 +28,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from qbdi.commands import serve_web
 from qbdi.commands.serve_args import add_arguments  # noqa: F401  (the CLI table's)
 from qbdi.errors import QbdiError, check_writable
 from qbdi.presets import load_named_preset, load_preset, preset_path
@@ -156,25 +158,27 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     preset_dir = user_preset_dir(args.preset, args.preset_dir)
     feedback = parse_target(args.feedback) if args.feedback else None
     take = Take(take_path(args.record, name=args.name)) if args.record is not None else None
-    allow = check_bind(args.osc_host,
-                       [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
+    allow = check_bind(args.osc_host, serve_web.split_ips(args.osc_allow))
+    web = serve_web.WebParts(args, sorted(allow), preset_dir)
     ports = open_ports(args.backend, args.in_port, args.out_port, args.name)
     models, model = load_improvisers(args.model or state.model)
+    web.choices["models"] = list(models)
     state = changed(state, model=model)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     transport = OscTransport(args.osc_host, args.osc_port, allow, feedback, args.osc_rate)
     feed = ViewFeed(clock, state) if wants_view(args) else None
-    listeners = [feed or StatusLine(args.quiet, args.log_json)]
+    listeners = [feed or StatusLine(args.quiet, args.log_json), *web.listeners()]
     listeners += [TakeListener(take)] if take is not None else []
     midi_log = getattr(ports, "midi_log", None)  # real ports count malformed MIDI
     listeners += [LogTicker(midi_log)] if midi_log is not None else []
 
     def refusals() -> list:
         midi = [] if midi_log is None else ["midi_malformed", midi_log.count(MALFORMED)]
-        return transport.status_counts() + midi + output.status_counts()
+        return (transport.status_counts() + midi + output.status_counts()
+                + web.status_counts())
 
-    server = Server(ports, clock, models[model], state, models=models, feedback=transport,
-                    listeners=listeners,
+    server = Server(ports, clock, models[model], state, models=models,
+                    feedback=web.feedback(transport), listeners=listeners,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
                     status_counts=refusals, ir_taps=[feed.ir] if feed is not None else [])
     stop = threading.Event()
@@ -187,15 +191,19 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     try:
         server.start()
         transport.start(server.post_osc)
+        web.start(server.post_osc, lambda: server.loop.state, transport.host, transport.port)
         output.say(f"{log_prefix(args.name)}: ready: in {ports.in_name!r}, out "
-                   f"{ports.out_name!r}, osc {transport.host}:{transport.port}, clock "
-                   f"{args.clock}, preset {args.preset}"
+                   f"{ports.out_name!r}, osc {transport.host}:{transport.port}"
+                   f"{web.ready_note}, clock {args.clock}, preset {args.preset}"
                    + (f", recording to {take.path}" if take else ""))
+        for line in web.lines:
+            output.say(line)
         if feed is not None:
             view = start_view(feed, server, args.name, refusals, stop, output)
         server.serve(stop)
     finally:
         server.shutdown()
+        web.close()
         transport.close()
         clock.close()  # a Link clock leaves its session
         if view is not None:

@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+from qbdi.commands import serve_web
 from qbdi.server.backends import BACKENDS
 from qbdi.server.ports import CLIENT_NAME
 
@@ -96,3 +97,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "terminal view)")
     parser.add_argument("--no-view", action="store_true",
                         help="plain log lines even on a terminal, instead of the live view")
+    serve_web.add_arguments(parser)
