@@ -3,8 +3,8 @@ that touches MIDI devices, sockets, threads and clocks.
 
 One module per job:
 
-* :mod:`~qbdi.server.ports` (the interface, in-memory ports), :mod:`~qbdi.server.mido_ports`
-  and :mod:`~qbdi.server.midi_input` (real ports), :mod:`~qbdi.server.clocks`
+* :mod:`~qbdi.server.ports` (the interface, real ports; :mod:`~qbdi.server.midi_input` reads
+  theirs), :mod:`~qbdi.server.memory_ports` (in-memory ports), :mod:`~qbdi.server.clocks`
   (internal, manual, MIDI clock follower; :mod:`~qbdi.server.link_clock` for Link);
 * the loop, as in the paper's Figure 1: :mod:`~qbdi.server.inbox` (what other threads hand
   it), :mod:`~qbdi.server.player` and :mod:`~qbdi.server.collector` (collect bar n),

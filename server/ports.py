@@ -1,5 +1,5 @@
-"""MIDI ports behind one small interface: real ones (mido + python-rtmidi,
-:mod:`~qbdi.server.mido_ports`) and in-memory ones (here).
+"""MIDI ports behind one small interface: real ones (mido + python-rtmidi) and in-memory ones
+(:class:`~qbdi.server.memory_ports.MemoryPorts`, for tests).
 
 A :class:`Ports` object opens one input and one output. The input calls ``on_message`` on
 the backend's thread for every message (the server only enqueues there); ``send`` sends
@@ -22,19 +22,37 @@ backend works it raises :class:`~qbdi.server.errors.BackendUnavailable` saying w
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import mido
 
-from qbdi.server.errors import PortLost
+from qbdi.server.backends import (
+    check_backend,
+    check_names_free,
+    resolve_port,
+    rtmidi_api,
+    rtmidi_backend,
+)
+from qbdi.server.bounded_log import BoundedLog
+from qbdi.server.errors import BackendUnavailable, PortLost, PortNotFound
+from qbdi.server.memory_ports import MemoryPorts
+from qbdi.server.midi_input import MidiInput
+
+__all__ = ["CLIENT_NAME", "DEFAULT_IN", "DEFAULT_OUT", "MemoryPorts", "MidoPorts", "Ports"]
+
+log = logging.getLogger(__name__)
 
 CLIENT_NAME = "qbdi"  # the default --name
 DEFAULT_IN = f"{CLIENT_NAME} in"
 DEFAULT_OUT = f"{CLIENT_NAME} out"
 OnMessage = Callable[[mido.Message], None]
 OnPortEvent = Callable[[str, str, str], None]  # (direction "in"|"out", name, "lost"|"back")
+WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
+OUTPUT_DRAIN_S = 0.02  # a few JACK periods (2.7 ms at 128 frames, 48 kHz) before closing
 
 
 class Ports(Protocol):
@@ -56,69 +74,182 @@ class Ports(Protocol):
     def close(self) -> None: ...
 
 
-class MemoryPorts:
-    """In-memory ports for tests and headless smoke runs.
+class MidoPorts:
+    """Real ports through mido and python-rtmidi.
 
-    ``play(message)`` delivers input as a backend thread would; everything sent is kept in
-    ``sent`` as ``(now(), message)``. ``lose()`` makes the output fail like an unplugged
-    device (a virtual port whose backend died); ``disappear()``/``reappear()`` act out a
-    named port closing and coming back (what :class:`MidoPorts` reports from its watcher):
-    while the output is gone, sends are counted in ``dropped`` and not kept.
-    ``loopback=True`` feeds every sent message back to the input (a DAW loop).
+    With no port name the ports are virtual, ``"NAME in"`` and ``"NAME out"`` of the MIDI
+    client ``NAME`` (``name``, default "qbdi"); a port name opens the existing port instead
+    (Windows and loopMIDI have no virtual ports). A named port may close and return while
+    serving: see :meth:`watch`. Virtual ports are refused (:class:`PortNameTaken`) when
+    ports of those names exist already (another server of that name).
+
+    python-rtmidi makes one backend client per port: under JACK the input is
+    ``NAME:NAME in`` and the output ``NAME-01:NAME out`` (JACK client names are unique);
+    under ALSA both clients are called ``NAME``. Input packets that are not valid MIDI are
+    counted (``midi_log``) and logged in bounded amounts.
     """
 
-    def __init__(self, now: Callable[[], float] = time.perf_counter,
-                 loopback: bool = False) -> None:
-        self.in_name = "memory in"
-        self.out_name = "memory out"
-        self.now = now
-        self.loopback = loopback
-        self.sent: list[tuple[float, mido.Message]] = []
+    def __init__(self, backend: str, in_port: str | None = None,
+                 out_port: str | None = None, name: str = CLIENT_NAME) -> None:
+        check_backend(backend)
+        self.backend = backend
+        self._rt = rtmidi_backend(backend)
+        self._in_port = in_port
+        self._out_port = out_port
+        self.client_name = name
+        self.in_name = in_port or f"{name} in"
+        self.out_name = out_port or f"{name} out"
+        self.midi_log = BoundedLog(log, "MIDI input")
+        self._input: MidiInput | None = None
+        self._output: mido.ports.BaseOutput | None = None
         self._on_message: OnMessage | None = None
-        self._failures_left = 0
+        self._send_lock = threading.Lock()
+        self._lost: set[str] = set()  # named directions whose port is away
+        self.dropped = 0  # messages sent while the named output was away
         self._on_event: OnPortEvent | None = None
-        self.gone: set[str] = set()  # directions ("in", "out") whose port is away
-        self.dropped = 0
-        self.closed = False
+        self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def open(self, on_message: OnMessage) -> None:
+        if (self._in_port is None or self._out_port is None) and self.backend == "windows":
+            raise BackendUnavailable("Windows has no virtual MIDI ports: create two loopMIDI "
+                                     "ports and pass them with --in NAME --out NAME")
         self._on_message = on_message
+        check_names_free(self.backend, [name for name, given in
+                                        ((self.in_name, self._in_port),
+                                         (self.out_name, self._out_port)) if given is None])
+        try:
+            # Input first: under JACK the first client is "NAME", so "NAME:NAME in".
+            self._input = self._open_input(on_message)
+            self._output = self._open_output()
+        except OSError as err:
+            self.close()
+            raise PortNotFound(f"{self.backend}: cannot open MIDI ports: {err}") from err
+        self.in_name, self.out_name = self._input.name, self._output.name
 
-    def watch(self, on_event: OnPortEvent) -> None:
-        self._on_event = on_event
+    def _open_input(self, on_message: OnMessage, names: list[str] | None = None) -> MidiInput:
+        """Our virtual input, or the named one among ``names`` (listed now when None)."""
+        api = rtmidi_api(self.backend)
+        if self._in_port is None:
+            return MidiInput(api, self.client_name, self.in_name, True, on_message,
+                             self.midi_log)
+        names = self._rt.get_input_names() if names is None else names
+        name = resolve_port(self._in_port, names, "input")
+        return MidiInput(api, self.client_name, name, False, on_message, self.midi_log)
 
-    def disappear(self, direction: str = "out") -> None:
-        """The named ``direction`` port closes (the DAW quit): report it lost."""
-        self.gone.add(direction)
-        if self._on_event is not None:
-            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
-                           "lost")
-
-    def reappear(self, direction: str = "out") -> None:
-        """The port is back and reconnected: report it."""
-        self.gone.discard(direction)
-        if self._on_event is not None:
-            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
-                           "back")
-
-    def play(self, message: mido.Message) -> None:
-        if self._on_message is not None and "in" not in self.gone:
-            self._on_message(message)
-
-    def lose(self, failures: int = 1) -> None:
-        """Make the next ``failures`` sends raise :class:`PortLost`."""
-        self._failures_left = failures
+    def _open_output(self, names: list[str] | None = None) -> mido.ports.BaseOutput:
+        """Our virtual output, or the named one among ``names`` (listed now when None)."""
+        if self._out_port is None:
+            return self._rt.open_output(self.out_name, virtual=True,
+                                        client_name=self.client_name)
+        names = self._rt.get_output_names() if names is None else names
+        name = resolve_port(self._out_port, names, "output")
+        return self._rt.open_output(name)  # (mido names no client for an existing port)
 
     def send(self, message: mido.Message) -> None:
-        if self._failures_left > 0:
-            self._failures_left -= 1
-            raise PortLost(f"{self.out_name}: port lost")
-        if "out" in self.gone:
-            self.dropped += 1
+        """Send, or raise :class:`PortLost` (our virtual port failed). A named output that
+        is away drops the message; one that fails on send counts as away."""
+        with self._send_lock:
+            if "out" in self._lost:
+                self.dropped += 1
+                return
+            if self._output is None:
+                raise PortLost(f"{self.out_name}: not open")
+            try:
+                self._output.send(message)
+                return
+            except Exception as err:
+                if self._out_port is None:
+                    raise PortLost(f"{self.out_name}: {err}") from err
+                self._lost.add("out")
+        self._report("out", "lost")
+
+    # -- named ports: watch for them closing and returning ---------------------------------
+    def watch(self, on_event: OnPortEvent) -> None:
+        """Start watching the named ports (nothing to do for virtual ones): ``on_event`` is
+        called on the watcher thread when one goes away or is back and reconnected."""
+        self._on_event = on_event
+        if self._in_port is None and self._out_port is None:
             return
-        self.sent.append((self.now(), message.copy()))
-        if self.loopback:
-            self.play(message.copy())
+        self._watcher = threading.Thread(target=self._watch_loop, name="qbdi-port-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _report(self, direction: str, kind: str) -> None:
+        if self._on_event is not None:
+            self._on_event(direction, self.in_name if direction == "in" else self.out_name,
+                           kind)
+
+    def _watch_loop(self) -> None:
+        import rtmidi
+
+        api = rtmidi_api(self.backend)
+        # One long-lived probe per direction: mido's get_*_names opens a new client per call.
+        sources = rtmidi.MidiIn(rtapi=api, name=f"{self.client_name}-watch")
+        targets = rtmidi.MidiOut(rtapi=api, name=f"{self.client_name}-watch")
+        try:
+            while not self._stop_watch.wait(WATCH_S):
+                if self._in_port is not None:
+                    self._check("in", self._in_port, sources.get_ports())
+                if self._out_port is not None:
+                    self._check("out", self._out_port, targets.get_ports())
+        except Exception:
+            log.exception("the port watcher stopped")
+        finally:
+            sources.delete()
+            targets.delete()
+
+    def _check(self, direction: str, wanted: str, names: list[str]) -> None:
+        try:
+            resolve_port(wanted, names, "input" if direction == "in" else "output")
+            present = True
+        except PortNotFound:
+            present = False
+        if not present and direction not in self._lost:
+            self._go_away(direction)
+        elif present and direction in self._lost:
+            self._come_back(direction, names)
+
+    def _go_away(self, direction: str) -> None:
+        with self._send_lock:
+            self._lost.add(direction)
+        log.warning("MIDI %s port %r went away; waiting for it to return", direction,
+                    self.in_name if direction == "in" else self.out_name)
+        self._report(direction, "lost")
+
+    def _come_back(self, direction: str, names: list[str]) -> None:
+        """Reopen the port found in the watcher's ``names``: listing again through mido
+        would make one more backend client, which can take long under JACK."""
+        try:
+            if direction == "in":
+                assert self._on_message is not None
+                new_in, old_in = self._open_input(self._on_message, names), self._input
+                self._input = new_in
+                old = old_in
+            else:
+                new_out = self._open_output(names)
+                with self._send_lock:
+                    old, self._output = self._output, new_out
+        except (OSError, PortNotFound) as err:
+            log.warning("MIDI %s port is back but cannot be opened yet: %s", direction, err)
+            return
+        if old is not None and not old.closed:
+            old.close()
+        with self._send_lock:
+            self._lost.discard(direction)
+        log.warning("MIDI %s port %r is back: reconnected", direction,
+                    self.in_name if direction == "in" else self.out_name)
+        self._report(direction, "back")
 
     def close(self) -> None:
-        self.closed = True
+        """Close both ports; the output only once what was just sent (the last note-offs)
+        has had time to leave: rtmidi's JACK output unregisters its port right after the
+        cycle that flushes it, before the receiving client has read that cycle's events."""
+        self._stop_watch.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=2.0)
+        if self._input is not None and not self._input.closed:
+            self._input.close()
+        if self._output is not None and not self._output.closed:
+            time.sleep(OUTPUT_DRAIN_S)
+            self._output.close()

@@ -38,9 +38,8 @@ from qbdi.server.bounded_log import LogTicker
 from qbdi.server.clocks import Clock, InternalClock, MidiClockFollower
 from qbdi.server.logs import Output
 from qbdi.server.midi_input import MALFORMED
-from qbdi.server.mido_ports import MidoPorts
 from qbdi.server.osc_transport import OscTransport, check_bind, parse_target
-from qbdi.server.ports import CLIENT_NAME, MemoryPorts, Ports
+from qbdi.server.ports import CLIENT_NAME, MemoryPorts, MidoPorts, Ports
 from qbdi.server.status import StatusLine
 from qbdi.server.take import Take, TakeListener
 from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed, describe_error
