@@ -20,6 +20,17 @@ MALFORMED = "malformed MIDI packets"
 SHOWN_BYTES = 12  # bytes of a malformed packet shown in the log
 
 
+class _Hex:
+    """The first bytes of a packet in hex, formatted only if the line is logged."""
+
+    def __init__(self, packet: list[int]) -> None:
+        self.packet = packet
+
+    def __str__(self) -> str:
+        shown = " ".join(f"{byte:02X}" for byte in self.packet[:SHOWN_BYTES])
+        return shown + (" ..." if len(self.packet) > SHOWN_BYTES else "")
+
+
 class MidiInput:
     """An open input port: virtual (``virtual=True``, created under ``client_name``) or the
     existing port called ``name`` exactly (as the backend lists it)."""
@@ -53,10 +64,8 @@ class MidiInput:
         try:
             message = mido.Message.from_bytes(packet)
         except (ValueError, TypeError, IndexError) as err:
-            shown = " ".join(f"{byte:02X}" for byte in packet[:SHOWN_BYTES])
-            more = " ..." if len(packet) > SHOWN_BYTES else ""
-            self._log.event(MALFORMED, "malformed MIDI packet on %r (%d bytes: %s%s): %s",
-                            self.name, len(packet), shown, more, err)
+            self._log.event(MALFORMED, "malformed MIDI packet on %r (%d bytes: %s): %s",
+                            self.name, len(packet), _Hex(packet), err)
             return
         self._on_message(message)
 
