@@ -4,8 +4,10 @@ OSC messages are routed through the one address table (:mod:`~qbdi.server.osc`) 
 control methods here; MIDI knobs, program changes and pads (:mod:`~qbdi.server.midi_control`)
 become the same OSC messages and take the same path. Each change builds a new validated state
 and hands it to the loop; a refused value never replaces the last good state, and the sender
-(or, for MIDI, the feedback target) is told why (``/qbdi/error``). Everything here runs on
-the loop thread.
+(or, for MIDI, the feedback target) is told why (``/qbdi/error``). Refusals are counted and
+logged in bounded amounts (the first few of each kind, then a summary line every 10 s:
+:class:`~qbdi.server.bounded_log.BoundedLog`), since a peer can send them as fast as the rate
+limit lets it. Everything here runs on the loop thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 from qbdi.errors import QbdiError
 from qbdi.presets import load_named_preset
 from qbdi.server import osc
+from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.loop import Loop
 from qbdi.server.midi_control import MidiControl
 from qbdi.settings import Preset, changed, describe_error
@@ -48,7 +51,9 @@ class Control:
         self._status_counts = status_counts  # extra status pairs, e.g. the OSC transport's
         self._dispatcher = osc.build_dispatcher()
         self._reply_to: Address | None = None  # the sender of the message in hand
+        self.log = BoundedLog(log, "OSC control")
         self.osc_errors = 0
+        self.panics = 0
         self.midi = MidiControl(self, loop.clock.now_s, separate_controls_port)
         self._learn_requester: Address | None = None
 
@@ -63,40 +68,42 @@ class Control:
         self.midi.flush(self.loop.clock.now_s(), force=True)
         rows = osc.rows_for(self._dispatcher, address)
         if not rows:
-            self.osc_errors += 1
-            self._refuse(sender, f"{address[:64]}: unknown address")
+            self._refuse(sender, f"{address[:64]}: unknown address", "unknown addresses")
             return
         for row in rows:
-            reason = self._run(row, args, sender)
-            if reason is not None:
-                self.osc_errors += 1
-                self._refuse(sender, reason)
+            refused = self._run(row, args, sender)
+            if refused is not None:
+                self._refuse(sender, *refused)
 
     def apply_midi(self, address: str, args: list[Any], origin: str) -> bool:
         """A knob's, button's or program change's message (``origin`` names it): run the
         handler of ``address`` as for an OSC message from no sender, so the value in use
         goes to the feedback target. False when refused: the reason goes there too
-        (``/qbdi/error``), and the state stays."""
-        reason = self._run(osc.BY_ADDRESS[address], args, None)
-        if reason is not None:
-            self.refuse_midi(origin, reason)
-        return reason is None
+        (``/qbdi/error``), and the state stays. :class:`MidiControl` counts refusals."""
+        refused = self._run(osc.BY_ADDRESS[address], args, None)
+        if refused is not None:
+            self._refuse(None, f"MIDI {origin}: {refused[0]}",
+                         refused[1] and "refused MIDI controls", osc_error=False)
+        return refused is None
 
     def refuse_midi(self, origin: str, reason: str) -> None:
-        self._refuse(None, f"MIDI {origin}: {reason}")
+        self._refuse(None, f"MIDI {origin}: {reason}", "refused MIDI controls", osc_error=False)
 
-    def _run(self, row: osc.OscAddress, args: list[Any], sender: Address | None) -> str | None:
-        """Run one row's handler and report the value in use; the reason when refused."""
+    def _run(self, row: osc.OscAddress, args: list[Any],
+             sender: Address | None) -> tuple[str, str | None] | None:
+        """Run one row's handler and report the value in use; when refused, the reason and
+        the kind it is logged as (None: logged already)."""
         self._reply_to = sender
         try:
             row.handler(self, args)
         except ValidationError as err:
-            return f"{row.address}: {describe_error(err)}"
+            return f"{row.address}: {describe_error(err)}", "refused values"
         except (ValueError, QbdiError) as err:
-            return f"{row.address}: {err}"
+            return f"{row.address}: {err}", "refused values"
         except Exception as err:  # a bug, not the sender's fault: keep serving
-            log.exception("%s %r failed", row.address, args[:8])
-            return f"{row.address}: internal error: {type(err).__name__}"
+            self.log.event("internal errors", "%s %r failed", row.address, args[:8],
+                           level=logging.ERROR, exc_info=err)
+            return f"{row.address}: internal error: {type(err).__name__}", None
         else:
             if row.report is not None:
                 self.feedback.send(row.address, row.report(self.state), sender)
@@ -104,10 +111,14 @@ class Control:
         finally:
             self._reply_to = None
 
-    def _refuse(self, sender: Address | None, reason: str) -> None:
+    def _refuse(self, sender: Address | None, reason: str,
+                kind: str | None = "refused values", osc_error: bool = True) -> None:
+        """Tell ``sender`` why; count it, and log it as ``kind`` (None: logged already)."""
         # Bounded: a reply must never echo a 64 kB datagram back (nor overflow UDP).
         reason = reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
-        log.warning("refused: %s", reason)
+        self.osc_errors += osc_error
+        if kind is not None:
+            self.log.event(kind, "refused: %s", reason)
         self.feedback.send(osc.ERROR, [reason], sender)
 
     # -- the control methods, for the handlers ---------------------------------------------
@@ -144,6 +155,7 @@ class Control:
             raise ValueError(f"no model named {name!r} is loaded (loaded: {loaded})")
 
     def panic(self) -> None:
+        self.panics += 1
         self.loop.end_notes("panic")
 
     def learn(self, setting: str) -> None:
@@ -189,7 +201,8 @@ class Control:
                 "skipped_bars", c.skipped_bars, "bar_errors", c.bar_errors,
                 "notes_in", heard.notes_in, "other_channel", heard.other_channel,
                 "notes_out", loop.scheduler.notes_out, "echoes_dropped", loop.echo.dropped,
-                "osc_errors", self.osc_errors, "midi_controls", self.midi.counters.taken,
+                "osc_errors", self.osc_errors, "panics", self.panics,
+                "midi_controls", self.midi.counters.taken,
                 "midi_refused", self.midi.counters.refused,
                 "compute_ms", round(c.last_compute_ms, 3),
                 *self._status_counts()]

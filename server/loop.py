@@ -8,9 +8,18 @@ that are due, has them answered and sends the notes that are due.
 
 Guarantees:
 
-* The loop thread never waits on I/O that an outsider can slow down: ports are sent to
-  without blocking, listeners only queue work for threads of their own, and logging goes
-  through a queue (:mod:`~qbdi.server.logs`).
+* **The loop thread never waits on I/O.** Whatever it outputs is handed over without
+  waiting, and a reader that cannot keep up loses lines, counted, instead of the loop
+  losing time. Every log record (from any thread) goes to a bounded queue that one writer
+  thread per stream empties (:mod:`~qbdi.server.logs`; ``log_dropped`` when full), and
+  so does the ``ready`` line. OSC feedback goes out of a non-blocking socket
+  (``feedback_dropped`` on ``EAGAIN``/``ENOBUFS``). The terminal view draws from
+  snapshots on its own thread (:mod:`~qbdi.server.view_feed`), the take is encoded and
+  saved by its writer thread, MIDI ports are sent to without blocking, and listeners only
+  queue work for threads of their own. Only those writer threads may block on a stream
+  nobody reads (a full pipe, a stopped terminal); shutdown waits for them a bounded time,
+  so SIGTERM still ends every note and exits. What outsiders can repeat at will is logged
+  in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in ``/qbdi/status``.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
   that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
   to compute before its first note is due.

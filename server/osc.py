@@ -65,11 +65,15 @@ STATUS = "/qbdi/status"
 BPM = "/qbdi/bpm"
 LEARN = "/qbdi/learn"
 CONTROLS = "/qbdi/controls"
+# Addresses of the table other code sends to the server (the terminal view's keys).
+BITS = "/qbdi/bits"
+MODE = "/qbdi/mode"
+PANIC = "/qbdi/panic"
 
 # The address each setting a MIDI control turns takes (:mod:`~qbdi.server.midi_control`).
 CONTROL_ADDRESSES: dict[str, str] = {
-    "bits": "/qbdi/bits", "threshold": "/qbdi/threshold", "mode": "/qbdi/mode",
-    "sampling": "/qbdi/sampling", "silence": "/qbdi/silence", "panic": "/qbdi/panic",
+    "bits": BITS, "threshold": "/qbdi/threshold", "mode": MODE,
+    "sampling": "/qbdi/sampling", "silence": "/qbdi/silence", "panic": PANIC,
     "preset": "/qbdi/preset"}
 
 
@@ -110,9 +114,9 @@ def _velocity_report(state: Preset) -> list[Any]:
 
 SWITCH = Arg("i", vals=(0, 1))
 TABLE: tuple[OscAddress, ...] = (
-    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits, lambda s: [s.improviser.budget_bits],
+    OscAddress(BITS, 'int >= 0 | "full"', bits, lambda s: [s.improviser.budget_bits],
                Arg("i", 0, MAX_BUDGET_BITS, also=("full",))),
-    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode],
+    OscAddress(MODE, "|".join(MODES), mode, lambda s: [s.improviser.mode],
                Arg("s", vals=MODES)),
     OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm],
                Arg("f", MIN_TEMPO_BPM, MAX_TEMPO_BPM)),
@@ -131,7 +135,7 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""],
                Arg("s", choices="models")),
     OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
-    OscAddress("/qbdi/panic", "", panic),
+    OscAddress(PANIC, "", panic),
     OscAddress(LEARN, "|".join((*LEARNABLE, "cancel")), learn,
                value=Arg("s", vals=(*LEARNABLE, "cancel"))),
     OscAddress(STATUS, "", status),

@@ -157,7 +157,9 @@ def learn(ctl: Controls, args: Sequence[Any]) -> None:
 def status(ctl: Controls, args: Sequence[Any]) -> None:
     """No arguments. Replies with every current value (/qbdi/bits, /qbdi/mode, ...), the MIDI
     control bindings (/qbdi/controls), and /qbdi/status with the bar counter, overruns, notes
-    in/out, malformed packets and MIDI controls taken and refused as name, value pairs."""
+    in/out, panics, MIDI controls taken and what was refused or dropped (malformed,
+    rate-limited and refused OSC, refused values, refused MIDI controls, malformed MIDI,
+    feedback and log lines dropped) as name, value pairs."""
     values.none(args)
     ctl.send_status()
 

@@ -1,19 +1,19 @@
-"""MIDI ports behind one small interface: real ones (mido + python-rtmidi) and in-memory ones.
+"""MIDI ports behind one small interface: real ones (mido + python-rtmidi) and in-memory ones
+(:class:`~qbdi.server.memory_ports.MemoryPorts`, for tests).
 
 A :class:`Ports` object opens one input and one output, and optionally a controls input (an
 existing port named with ``--controls-in``: a controller's knobs, kept apart from the notes).
 The inputs call ``on_message`` (``on_control``) on the backend's thread for every message (the
 server only enqueues there); ``send`` sends one message or raises
-:class:`~qbdi.server.errors.PortLost`. :class:`~qbdi.server.memory_ports.MemoryPorts` is the
-in-memory implementation, for tests.
+:class:`~qbdi.server.errors.PortLost`.
 
 Port loss. A port we create (virtual, the default) belongs to our own client: it can only
 go when the whole backend goes (the JACK server stops), and then ``send`` raises
-:class:`~qbdi.server.errors.PortLost` and the server stops. A port named with ``--in/--out``
-belongs to another program (the DAW, loopMIDI, a USB controller) and can close and come back
-while we serve: ``watch(on_event)`` starts a watcher that looks for it every ``WATCH_S``
-seconds and calls ``on_event(direction, name, "lost" | "back")`` (``direction`` is ``"in"``,
-``"out"`` or ``"controls"``). While
+:class:`~qbdi.server.errors.PortLost` and the server stops. A port named with
+``--in/--out/--controls-in`` belongs to another program (the DAW, loopMIDI, a USB controller)
+and can close and come back while we serve: ``watch(on_event)`` starts a watcher that looks
+for it every ``WATCH_S`` seconds and calls ``on_event(direction, name, "lost" | "back")``
+(``direction`` is ``"in"``, ``"out"`` or ``"controls"``). While
 the output is gone, ``send`` drops messages (they have nowhere to go, note-offs included:
 the DAW ends what was sounding on a port it closes); once it is back the watcher has
 reconnected before ``"back"`` is reported.
@@ -27,29 +27,39 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 import mido
 
-from qbdi.server.backends import RTMIDI_APIS, check_backend, resolve_port, rtmidi_backend
+from qbdi.server.backends import (
+    check_backend,
+    check_names_free,
+    resolve_port,
+    rtmidi_api,
+    rtmidi_backend,
+)
+from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.errors import BackendUnavailable, PortLost, PortNotFound
 from qbdi.server.memory_ports import MemoryPorts
+from qbdi.server.midi_input import MidiInput
 
 __all__ = ["CLIENT_NAME", "DEFAULT_IN", "DEFAULT_OUT", "MemoryPorts", "MidoPorts", "Ports"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IN = "qbdi in"
-DEFAULT_OUT = "qbdi out"
-CLIENT_NAME = "qbdi"
+CLIENT_NAME = "qbdi"  # the default --name
+DEFAULT_IN = f"{CLIENT_NAME} in"
+DEFAULT_OUT = f"{CLIENT_NAME} out"
 OnMessage = Callable[[mido.Message], None]
 OnPortEvent = Callable[[str, str, str], None]  # (direction, name, "lost"|"back")
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
+OUTPUT_DRAIN_S = 0.02  # a few JACK periods (2.7 ms at 128 frames, 48 kHz) before closing
 
 
 class Ports(Protocol):
-    """One input and one output port, and a controls input when ``controls_name`` is set."""
+    """One input and one output port."""
 
     in_name: str
     out_name: str
@@ -73,27 +83,37 @@ class Ports(Protocol):
 class MidoPorts:
     """Real ports through mido and python-rtmidi.
 
-    With no name the ports are virtual ("qbdi in"/"qbdi out", client "qbdi"); a name opens
-    the existing port instead (Windows and loopMIDI have no virtual ports). The controls
-    input is always an existing port, by name. A named port may close and return while
-    serving: see :meth:`watch`.
+    With no port name the ports are virtual, ``"NAME in"`` and ``"NAME out"`` of the MIDI
+    client ``NAME`` (``name``, default "qbdi"); a port name opens the existing port instead
+    (Windows and loopMIDI have no virtual ports); the controls input is always an existing
+    port, by name. A named port may close and return while serving: see :meth:`watch`.
+    Virtual ports are refused (:class:`PortNameTaken`) when ports of those names exist
+    already (another server of that name).
+
+    python-rtmidi makes one backend client per port: under JACK the input is
+    ``NAME:NAME in`` and the output ``NAME-01:NAME out`` (JACK client names are unique);
+    under ALSA both clients are called ``NAME``. Input packets that are not valid MIDI are
+    counted (``midi_log``) and logged in bounded amounts.
     """
 
     def __init__(self, backend: str, in_port: str | None = None,
-                 out_port: str | None = None, controls_port: str | None = None) -> None:
+                 out_port: str | None = None, name: str = CLIENT_NAME,
+                 controls_port: str | None = None) -> None:
         check_backend(backend)
         self.backend = backend
         self._rt = rtmidi_backend(backend)
         self._in_port = in_port
         self._out_port = out_port
-        self.in_name = in_port or DEFAULT_IN
-        self.out_name = out_port or DEFAULT_OUT
+        self.client_name = name
+        self.in_name = in_port or f"{name} in"
+        self.out_name = out_port or f"{name} out"
         self.controls_name = controls_port
-        self._input: mido.ports.BaseInput | None = None
+        self.midi_log = BoundedLog(log, "MIDI input")
+        self._input: MidiInput | None = None
         self._output: mido.ports.BaseOutput | None = None
-        self._controls: mido.ports.BaseInput | None = None
+        self._controls: MidiInput | None = None
         self._on_message: OnMessage | None = None
-        self._on_control: OnMessage | None = None
+        self._on_control: OnMessage = lambda _: None
         self._send_lock = threading.Lock()
         self._lost: set[str] = set()  # named directions whose port is away
         self.dropped = 0  # messages sent while the named output was away
@@ -106,9 +126,13 @@ class MidoPorts:
             raise BackendUnavailable("Windows has no virtual MIDI ports: create two loopMIDI "
                                      "ports and pass them with --in NAME --out NAME")
         self._on_message = on_message
-        self._on_control = on_control if on_control is not None else (lambda _: None)
+        if on_control is not None:
+            self._on_control = on_control
+        check_names_free(self.backend, [name for name, given in
+                                        ((self.in_name, self._in_port),
+                                         (self.out_name, self._out_port)) if given is None])
         try:
-            # Input first: under JACK the first client is "qbdi", so "qbdi:qbdi in".
+            # Input first: under JACK the first client is "NAME", so "NAME:NAME in".
             self._input = self._open_input("in")
             self._output = self._open_output()
             if self.controls_name is not None:
@@ -122,26 +146,28 @@ class MidoPorts:
         if self._controls is not None:
             self.controls_name = self._controls.name
 
-    def _open_input(self, direction: str, names: list[str] | None = None
-                    ) -> mido.ports.BaseInput:
+    def _open_input(self, direction: str, names: list[str] | None = None) -> MidiInput:
         """Our virtual input, or the named input (``in``) or controls port (``controls``)
         among ``names`` (listed now when None)."""
+        api = rtmidi_api(self.backend)
         wanted = self._in_port if direction == "in" else self.controls_name
         callback = self._on_message if direction == "in" else self._on_control
+        assert callback is not None
         if wanted is None:
-            return self._rt.open_input(DEFAULT_IN, virtual=True, client_name=CLIENT_NAME,
-                                       callback=callback)
+            return MidiInput(api, self.client_name, self.in_name, True, callback,
+                             self.midi_log)
         names = self._rt.get_input_names() if names is None else names
         name = resolve_port(wanted, names, "input" if direction == "in" else "controls input")
-        return self._rt.open_input(name, callback=callback)
+        return MidiInput(api, self.client_name, name, False, callback, self.midi_log)
 
     def _open_output(self, names: list[str] | None = None) -> mido.ports.BaseOutput:
         """Our virtual output, or the named one among ``names`` (listed now when None)."""
         if self._out_port is None:
-            return self._rt.open_output(DEFAULT_OUT, virtual=True, client_name=CLIENT_NAME)
+            return self._rt.open_output(self.out_name, virtual=True,
+                                        client_name=self.client_name)
         names = self._rt.get_output_names() if names is None else names
         name = resolve_port(self._out_port, names, "output")
-        return self._rt.open_output(name)
+        return self._rt.open_output(name)  # (mido names no client for an existing port)
 
     def send(self, message: mido.Message) -> None:
         """Send, or raise :class:`PortLost` (our virtual port failed). A named output that
@@ -188,10 +214,10 @@ class MidoPorts:
     def _watch_loop(self) -> None:
         import rtmidi
 
-        api = getattr(rtmidi, f"API_{RTMIDI_APIS[self.backend]}")
+        api = rtmidi_api(self.backend)
         # One long-lived probe per direction: mido's get_*_names opens a new client per call.
-        sources = rtmidi.MidiIn(rtapi=api, name=f"{CLIENT_NAME}-watch")
-        targets = rtmidi.MidiOut(rtapi=api, name=f"{CLIENT_NAME}-watch")
+        sources = rtmidi.MidiIn(rtapi=api, name=f"{self.client_name}-watch")
+        targets = rtmidi.MidiOut(rtapi=api, name=f"{self.client_name}-watch")
         try:
             while not self._stop_watch.wait(WATCH_S):
                 for direction, wanted in self._named().items():
@@ -225,6 +251,7 @@ class MidoPorts:
         """Reopen the port found in the watcher's ``names``: listing again through mido
         would make one more backend client, which can take long under JACK."""
         try:
+            old: MidiInput | mido.ports.BaseOutput | None
             if direction == "in":
                 old, self._input = self._input, self._open_input("in", names)
             elif direction == "controls":
@@ -244,13 +271,19 @@ class MidoPorts:
         self._report(direction, "back")
 
     def close(self) -> None:
-        """Close every port (idempotent); later sends raise :class:`PortLost`, as sending
-        to a closed rtmidi JACK port crashes the process."""
+        """Close every port (idempotent); the output only once what was just sent (the last
+        note-offs) has had time to leave: rtmidi's JACK output unregisters its port right
+        after the cycle that flushes it, before the receiving client has read that cycle's
+        events. A send after close raises :class:`PortLost` (sending to a closed rtmidi JACK
+        port crashes the process)."""
         self._stop_watch.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=2.0)
-        with self._send_lock:  # a send after close must not reach a closed rtmidi port
-            ports, self._output = (self._input, self._output, self._controls), None
-        for port in ports:
+        with self._send_lock:
+            output, self._output = self._output, None
+        for port in (self._input, self._controls):
             if port is not None and not port.closed:
                 port.close()
+        if output is not None and not output.closed:
+            time.sleep(OUTPUT_DRAIN_S)
+            output.close()

@@ -1,0 +1,64 @@
+"""Malformed MIDI is counted and logged in bounded amounts (issue 12.2): raw packets sent
+through a real JACK port into :class:`~qbdi.server.midi_input.MidiInput`; valid ones become
+messages exactly as mido makes them."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import mido
+import pytest
+from stress_rig import jack_server
+
+from qbdi.server.backends import rtmidi_api
+from qbdi.server.bounded_log import BoundedLog
+from qbdi.server.midi_input import MALFORMED, MidiInput
+
+pytestmark = pytest.mark.jack
+
+VALID = [[0x90, 60, 100], [0x80, 60, 0], [0xB0, 64, 127], [0xF8]]
+# A data byte above 127, an undefined status, a truncated note, a status inside a sysex.
+# (Not an unterminated sysex: rtmidi's JACK input then holds everything that follows as
+# part of it until an F7 arrives, with mido's input as with ours.)
+MALFORMED_PACKETS = [[0x90, 0xC8, 64], [0xF4], [0x90, 60], [0xF0, 1, 0x90, 0xF7]]
+
+
+def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
+    import rtmidi
+
+    got: list[mido.Message] = []
+    with jack_server():
+        bounded = BoundedLog(logging.getLogger("qbdi.test.midi"), "MIDI input", first=2)
+        port = MidiInput(rtmidi_api("jack"), "qbdi-test-in", "fuzz in", True, got.append,
+                         bounded)
+        raw = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="fuzzer")
+        try:
+            raw.open_port(next(i for i, name in enumerate(raw.get_ports())
+                               if name.endswith(":fuzz in")))
+            time.sleep(0.3)  # the connection is made by the JACK server, not at once
+            sent_bad = 0
+            with caplog.at_level(logging.WARNING):
+                for _ in range(25):
+                    for packet in MALFORMED_PACKETS:
+                        try:
+                            raw.send_message(packet)
+                            sent_bad += 1
+                        except (ValueError, rtmidi.RtMidiError):
+                            pass  # python-rtmidi refuses some shapes before they reach JACK
+                    for packet in VALID:
+                        raw.send_message(packet)
+                    time.sleep(0.01)  # JACK's dummy driver moves 128 frames a period
+                deadline = time.monotonic() + 5
+                while len(got) < 100 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        finally:
+            raw.delete()
+            port.close()
+    assert sent_bad > 0
+    assert [m.bytes() for m in got[:4]] == VALID
+    assert len(got) == 100
+    assert port.malformed == sent_bad
+    logged = [r for r in caplog.records if "malformed MIDI packet" in r.getMessage()]
+    assert len(logged) == 2, "the first two, then only counted"
+    assert bounded.count(MALFORMED) == sent_bad
