@@ -1,25 +1,19 @@
 """The live loop, as in the paper's Figure 1: collect bar n -> encode -> channel -> decode ->
 schedule the answer during bar n+1.
 
-:class:`Loop` is built from injected parts (ports, clock, improviser, listeners) and owns
-the live state. MIDI, OSC and port callbacks only append to its inbox; :meth:`Loop.step`
-(called by :meth:`Loop.serve` on one thread, or by a test) drains the inbox, closes the bars
-that are due, has them answered and sends the notes that are due.
+:class:`Loop` is built from injected parts and owns the live state. Callbacks only append to
+its inbox; :meth:`Loop.step` (run by :meth:`Loop.serve`, or by a test) drains the inbox,
+closes the bars that are due, has them answered and sends the notes that are due.
 
 Guarantees:
 
-* **The loop thread never waits on I/O.** Whatever it outputs is handed over without
-  waiting, and a reader that cannot keep up loses lines, counted, instead of the loop
-  losing time. Every log record (from any thread) goes to a bounded queue that one writer
-  thread per stream empties (:mod:`~qbdi.server.logs`; ``log_dropped`` when full), and
-  so does the ``ready`` line. OSC feedback goes out of a non-blocking socket
-  (``feedback_dropped`` on ``EAGAIN``/``ENOBUFS``). The terminal view draws from
-  snapshots on its own thread (:mod:`~qbdi.server.view_feed`), the take is encoded and
-  saved by its writer thread, MIDI ports are sent to without blocking, and listeners only
-  queue work for threads of their own. Only those writer threads may block on a stream
-  nobody reads (a full pipe, a stopped terminal); shutdown waits for them a bounded time,
-  so SIGTERM still ends every note and exits. What outsiders can repeat at will is logged
-  in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in ``/qbdi/status``.
+* **The loop thread never waits on I/O.** What it outputs is handed over without waiting;
+  a reader that cannot keep up loses lines, counted, and the loop loses no time: logs (from
+  any thread, and the ``ready`` line) go through a bounded queue to a writer thread per
+  stream (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the terminal
+  view and the take draw and save on threads of their own, and listeners only queue work.
+  Shutdown waits for those threads a bounded time. What outsiders can repeat at will is
+  logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in status.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
   that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
   to compute before its first note is due.
@@ -29,7 +23,6 @@ Guarantees:
 * Every note-on sent gets its note-off. A mode change, a preset change, panic, an exception
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
-* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
 * Listeners hear of a bar only once its answer is scheduled, so none can delay it.
 """
 
@@ -151,7 +144,7 @@ class Loop:
             self.end_notes("port lost")
             self.listeners.error(f"port lost: {err}")
 
-    def _closes_at(self, bar: int) -> float:
+    def _closes_at(self, bar: int) -> float:  # half a sixteenth early: see the guarantees
         return (bar + 1) * STEPS_PER_BAR - self.close_ahead_steps
 
     def next_wakeup_step(self) -> float:
@@ -221,9 +214,8 @@ class Loop:
         if overrun:
             counters.overruns += 1
             counters.late_notes_dropped += dropped
-            log.warning("bar %d overran: its answer (%.2f ms to compute) was ready after its "
-                        "bar began; %d late notes dropped", collected.index,
-                        response.compute_ms, dropped)
+            log.warning("bar %d overran: its answer (%.2f ms) was ready after its bar began; "
+                        "%d late notes dropped", collected.index, response.compute_ms, dropped)
         self._adopt_clock_tempo()
         settings = self.state.improviser
         report = BarReport(collected.index, response.compute_ms, response.dims_with_bits,
@@ -236,8 +228,8 @@ class Loop:
     def _bar_failed(self, bar: int, err: Exception) -> None:
         self.counters.bar_errors += 1
         settings = self.state.improviser
-        log.error("bar %d failed (mode %s, bits %s): %s: %s", bar, settings.mode,
-                  settings.budget_bits, type(err).__name__, err, exc_info=err)
+        log.error("bar %d failed (mode %s, bits %s): %s", bar, settings.mode,
+                  settings.budget_bits, f"{type(err).__name__}: {err}", exc_info=err)
         self.end_notes(f"error in bar {bar}")
         self.listeners.error(f"bar {bar}: {type(err).__name__}: {err}")
 
