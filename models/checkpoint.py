@@ -1,5 +1,8 @@
-"""Checkpoints: one safetensors file with the weights, the typed config, the model card and
-the per-dimension latent statistics of the training corpus.
+"""Checkpoints: one safetensors file with the weights, the typed config, the model card,
+the per-dimension latent statistics of the training corpus and, where trained with them,
+how the model answers (:class:`~qbdi.models.config.AnswerConfig`: register and calibrated
+decoding, metadata ``answer``) and its style measure
+(:class:`~qbdi.analysis.style.StyleClassifier`, tensors ``style.*``, metadata ``style``).
 
 No pickle anywhere: tensors are safetensors, everything else is JSON in the file's
 metadata. :func:`load_checkpoint` is the one way in; it refuses a wrong or corrupt file
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -20,12 +23,14 @@ from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from qbdi.analysis.style import StyleClassifier
 from qbdi.errors import CheckpointError
-from qbdi.models.config import ModelCard, ModelConfig
+from qbdi.models.config import LEGACY_ANSWER, AnswerConfig, ModelCard, ModelConfig
 
 FORMAT = "qbdi-checkpoint/1"
 LAYERS = ("enc_hidden", "enc_mu", "enc_logvar", "dec_hidden", "dec_out")
 STAT_NAMES = ("mu_mean", "mu_var", "z_mean", "z_var", "posterior_var")
+STYLE_PREFIX = "style."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +65,18 @@ class CorpusStats:
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A loaded checkpoint; ``weights`` maps ``LAYER.weight``/``LAYER.bias`` to float32
-    arrays in torch's ``(out, in)`` layout."""
+    arrays in torch's ``(out, in)`` layout. Files written before answer settings and a style
+    measure were stored load with :data:`~qbdi.models.config.LEGACY_ANSWER` (the player's
+    register, the threshold, free mode from the prior: their answers unchanged) and no
+    style measure."""
 
     path: str
     config: ModelConfig
     card: ModelCard
     weights: dict[str, np.ndarray]
     stats: CorpusStats
+    answer: AnswerConfig = field(default=LEGACY_ANSWER)
+    style: StyleClassifier | None = None
 
 
 DEFAULT_MODEL_NAME = "bach"
@@ -123,10 +133,14 @@ def save_checkpoint(
     weights: dict[str, np.ndarray],
     stats: CorpusStats,
     weights_dtype: str = "float32",
+    *,
+    answer: AnswerConfig | None = None,
+    style: StyleClassifier | None = None,
 ) -> None:
     """Write a checkpoint; weights may be stored as float16 to keep shipped files small.
 
-    Statistics are always float32.
+    Statistics and the style classifier are always float32. Without ``answer`` the file
+    loads with :data:`~qbdi.models.config.LEGACY_ANSWER`.
     """
     dtype = {"float32": np.float32, "float16": np.float16}[weights_dtype]
     tensors = {name: np.ascontiguousarray(value, dtype=dtype) for name, value in weights.items()}
@@ -135,6 +149,11 @@ def save_checkpoint(
     card = card.model_copy(update={"weights_dtype": weights_dtype})
     metadata = {"format": FORMAT, "config": config.model_dump_json(),
                 "card": card.model_dump_json()}
+    if answer is not None:
+        metadata["answer"] = answer.model_dump_json()
+    if style is not None:
+        tensors.update(style.tensors(STYLE_PREFIX))
+        metadata["style"] = json.dumps(style.metadata)
     save_file(tensors, str(path), metadata=metadata)
 
 
@@ -155,11 +174,31 @@ def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
         raise CheckpointError(path, "format", f"expected {FORMAT!r}, got {found!r}")
     config = _parse(path, "config", ModelConfig, metadata)
     card = _parse(path, "card", ModelCard, metadata)
+    answer = (_parse(path, "answer", AnswerConfig, metadata) if "answer" in metadata
+              else LEGACY_ANSWER)
+    style_tensors = _take(tensors, STYLE_PREFIX)
     _check_tensors(path, config, tensors)
     as_float = {name: value.astype(np.float32) for name, value in tensors.items()}
     weights = {n: v for n, v in as_float.items() if not n.startswith("stats.")}
     stats = CorpusStats(**{name: as_float[f"stats.{name}"] for name in STAT_NAMES})
-    return Checkpoint(str(path), config, card, weights, stats)
+    return Checkpoint(str(path), config, card, weights, stats, answer,
+                      _style(path, style_tensors, metadata))
+
+
+def _take(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """Remove and return the tensors whose names start with ``prefix``."""
+    return {name: tensors.pop(name) for name in list(tensors) if name.startswith(prefix)}
+
+
+def _style(path: Path, tensors: dict[str, np.ndarray],
+           metadata: dict[str, str]) -> StyleClassifier | None:
+    if not tensors and "style" not in metadata:
+        return None
+    try:
+        return StyleClassifier.from_tensors(tensors, json.loads(metadata.get("style", "{}")),
+                                            STYLE_PREFIX)
+    except (ValueError, json.JSONDecodeError) as err:
+        raise CheckpointError(path, "style", str(err)) from err
 
 
 def _parse(path: Path, field: str, model: type, metadata: dict[str, str]):

@@ -228,3 +228,48 @@ def test_default_checkpoint_is_shipped_in_the_package():
     checkpoint = load_checkpoint()
     assert checkpoint.config == ModelConfig(**checkpoint.config.model_dump())
     assert checkpoint.card.corpus == "music21:bach"
+
+
+def _style_classifier():
+    from qbdi.analysis.style import FEATURE_VERSION, N_FEATURES, StyleClassifier
+
+    rng = np.random.default_rng(0)
+    return StyleClassifier(
+        np.zeros(N_FEATURES, np.float32), np.ones(N_FEATURES, np.float32),
+        rng.normal(size=(4, N_FEATURES)).astype(np.float32), np.zeros(4, np.float32),
+        rng.normal(size=4).astype(np.float32), np.zeros(1, np.float32),
+        {"feature_version": FEATURE_VERSION, "corpus": "test"})
+
+
+def test_answer_and_style_round_trip(tmp_path):
+    from qbdi.models.config import AnswerConfig
+
+    path = tmp_path / "m.safetensors"
+    answer = AnswerConfig(centre_pitch=62.0, method="voices", sounding_bias=0.3,
+                          onset_bias=-0.2, corpus_starts_per_bar=17.2, calibrated_on="test")
+    style = _style_classifier()
+    save_checkpoint(path, TINY, _card(), BarVAE(TINY).numpy_weights(), _stats(8),
+                    answer=answer, style=style)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.answer == answer
+    bars = np.random.default_rng(2).random((3, 16, 2, 78)) < 0.05
+    assert np.array_equal(checkpoint.style.probability(bars), style.probability(bars))
+    assert checkpoint.style.metadata["corpus"] == "test"
+
+
+def test_a_checkpoint_without_them_loads_with_the_old_behaviour(tmp_path):
+    path, _ = _saved(tmp_path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.answer.method == "threshold" and checkpoint.answer.centre_pitch is None
+    assert checkpoint.style is None
+
+
+def test_a_bad_style_tensor_is_named(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, TINY, _card(), BarVAE(TINY).numpy_weights(), _stats(8),
+                    style=_style_classifier())
+    tensors = load_file(str(path))
+    tensors["style.out_weight"] = tensors["style.out_weight"][:2].copy()
+    _rewrite(path, tensors)
+    with pytest.raises(CheckpointError, match="style"):
+        load_checkpoint(path)

@@ -36,8 +36,9 @@ def models(args: argparse.Namespace) -> int:
     cards = {}
     for name, path in shipped_models().items():
         checkpoint = load_checkpoint(path)  # validates it, naming the file and the field
-        cards[name] = {"file": str(path), **checkpoint.config.model_dump(),
-                       **checkpoint.card.model_dump()}
+        # the config last: a card's own beta (None in older cards) never hides the model's
+        cards[name] = {"file": str(path), **checkpoint.card.model_dump(),
+                       **checkpoint.config.model_dump()}
     if args.json:
         print(json.dumps(cards, indent=1))
         return 0

@@ -1,0 +1,71 @@
+"""Moving query bars by whole octaves into the corpus's register before they are encoded.
+
+A player's bar may sit anywhere on the keyboard; the corpus's bars sit in its own range (the
+chorales' four voices span about C3 to C5). Encoded where it is, a bar far from that range is
+outside what the model learned, and its answer keeps the player's register, which is as much
+a part of a texture as its rhythm. Moved by whole octaves towards the corpus's mean pitch,
+the bar keeps its pitch classes (so the harmony the answer follows is the same: chroma is
+unchanged) and the answer comes out in the corpus's register.
+
+Pure numpy; the corpus's centre is measured by :func:`mean_pitch` at training time and
+stored with the model.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from qbdi.bars import LOWEST_PITCH, N_PITCHES, SOUNDING, fold_pitch
+
+OCTAVE = 12
+_COLUMNS = np.arange(N_PITCHES)
+
+
+def mean_pitch(bars: np.ndarray) -> np.ndarray:
+    """Per bar, the mean MIDI pitch of its sounding cells (each sounding step weighs one),
+    ``(n,)`` float64; NaN for a silent bar."""
+    weights = np.asarray(bars, dtype=bool)[:, :, SOUNDING, :].sum(axis=1)  # (n, 78)
+    total = weights.sum(axis=1)
+    centre = (weights @ _COLUMNS) / np.maximum(total, 1) + LOWEST_PITCH
+    return np.where(total > 0, centre, np.nan)
+
+
+def octave_shifts(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
+    """Per bar, the multiple of 12 semitones that brings its mean pitch nearest
+    ``centre_pitch`` (0 for silent bars), ``(n,)`` int."""
+    centre = mean_pitch(bars)
+    shift = np.round((centre_pitch - np.nan_to_num(centre, nan=centre_pitch)) / OCTAVE)
+    return (shift * OCTAVE).astype(int)
+
+
+@functools.lru_cache(maxsize=16)
+def _move_matrix(semitones: int) -> np.ndarray:
+    """``(78, 78)`` 0/1: column ``p`` to where it goes when moved by ``semitones``, folded back
+    into range by octaves as the bar codec folds (:func:`qbdi.bars.fold_pitch`). Cached: the
+    live loop asks for the same few moves every bar."""
+    moved = [fold_pitch(p + LOWEST_PITCH + semitones) - LOWEST_PITCH for p in range(N_PITCHES)]
+    move = np.zeros((N_PITCHES, N_PITCHES), dtype=np.float32)
+    move[_COLUMNS, moved] = 1.0
+    move.setflags(write=False)
+    return move
+
+
+def centre_octaves(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
+    """``(n, 16, 2, 78)`` bars, each moved by whole octaves so that its mean sounding pitch
+    is nearest ``centre_pitch`` (MIDI). A new bool array; pitch classes, rhythm and silent
+    bars are unchanged; notes the move pushes out of range fold back by octaves (two notes
+    may then merge)."""
+    bars = np.asarray(bars, dtype=bool)
+    shifts = octave_shifts(bars, centre_pitch)
+    if not shifts.any():  # the live bar, usually: nothing to move
+        return bars.copy()
+    out = np.zeros_like(bars)
+    for semitones in np.unique(shifts):
+        rows = shifts == semitones
+        if semitones == 0:
+            out[rows] = bars[rows]
+            continue
+        out[rows] = (bars[rows].astype(np.float32) @ _move_matrix(int(semitones))) > 0
+    return out
