@@ -3,22 +3,31 @@
 :meth:`Improviser.step` answers the live server's bars one at a time; offline rendering
 (:func:`qbdi.render.improvise`) composes the same stage functions over a whole query. Modes:
 ``query`` (the paper: the answer follows the query through the rate-limited channel),
-``free`` (z drawn from the prior N(0, I): the paper's random generation), ``echo`` (the input
+``free`` (z drawn from the corpus's aggregate statistics, or from the prior N(0, I), the
+paper's random generation, as the checkpoint's answer config says), ``echo`` (the input
 unchanged, for routing checks) and ``mute`` (silence).
+
+How a model answers is its checkpoint's :class:`~qbdi.models.config.AnswerConfig`: query bars
+are moved by octaves into the corpus's register before they are encoded
+(:mod:`qbdi.models.register`), and the decoder's probabilities become bars by the calibrated
+method (:mod:`qbdi.models.decoding`). Checkpoints without one answer as before (the player's
+register, each cell by the settings' threshold, free mode from the prior).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from qbdi.bars import BAR_SHAPE, BAR_SIZE
-from qbdi.channel import ChannelParams, LatentStats, RunningStats, WindowStats, transmit
+from qbdi.channel import ChannelParams, LatentStats, RunningStats, WindowStats, transmitter
 from qbdi.channel import channel_params as _channel_params
+from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.models.checkpoint import (
     Checkpoint,
     CorpusStats,
@@ -26,7 +35,11 @@ from qbdi.models.checkpoint import (
     model_path,
     shipped_models,
 )
-from qbdi.models.runtime import InferenceModel, Latents, decode_bars, encode_bars
+from qbdi.models.config import LEGACY_ANSWER, AnswerConfig
+from qbdi.models.decoding import NoteDecoding, note_decoding
+from qbdi.models.decoding import decode as decode_note_bars
+from qbdi.models.register import centre_octaves
+from qbdi.models.runtime import CHUNK_BARS, InferenceModel, Latents, decode_bars, encode_bars
 from qbdi.settings import ImproviserSettings
 
 
@@ -52,9 +65,11 @@ class Improviser:
     seed, window, encoding or allocation starts both afresh; a change of statistics source
     keeps the stream and starts the bars heard afresh. Owned by one thread."""
 
-    def __init__(self, model: InferenceModel, corpus_stats: CorpusStats) -> None:
+    def __init__(self, model: InferenceModel, corpus_stats: CorpusStats,
+                 answer: AnswerConfig = LEGACY_ANSWER) -> None:
         self.model = model
         self.corpus_stats = corpus_stats
+        self.answer = answer
         self._stream_key: tuple | None = None
         self.rng = np.random.default_rng(0)
         self.heard: WindowStats | RunningStats | None = None
@@ -62,7 +77,8 @@ class Improviser:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> Improviser:
-        return cls(InferenceModel.from_checkpoint(checkpoint), checkpoint.stats)
+        return cls(InferenceModel.from_checkpoint(checkpoint), checkpoint.stats,
+                   checkpoint.answer)
 
     def restart(self, settings: ImproviserSettings) -> None:
         """Start afresh: the random stream from the seed, no bars heard."""
@@ -91,13 +107,16 @@ class Improviser:
             return Answer(out, None, time.perf_counter() - started_s)
         params = None
         if settings.mode == "free":
-            z_d = prior_latents(self.rng, 1, self.model.latent_size)
+            z_d = free_latents(self.rng, 1, self.model.latent_size, self.answer,
+                               self.corpus_stats)
         else:
+            bar = in_register(bar[None], self.answer)[0]
             latents = encode_bars(self.model, bar.reshape(1, BAR_SIZE),
                                   settings.encoding == "sample", self.rng)
             params = self._channel(latents, settings)
-            z_d = latents.z_e if params is None else transmit(latents.z_e, params, self.rng)
-        out = decode(self.model, z_d, settings, self.rng)
+            z_d = (latents.z_e if params is None
+                   else transmitter(settings.channel)(latents.z_e, params, self.rng))
+        out = decode(self.model, z_d, settings, self.rng, self.answer)
         bits = None if params is None else params.bits.reshape(-1)
         return Answer(out.reshape(BAR_SHAPE), bits, time.perf_counter() - started_s, z_d[0])
 
@@ -109,7 +128,15 @@ class Improviser:
         if settings.full_rate:
             return None
         stats = self.heard.current() if self.heard is not None else self.seed_stats(settings)
-        return channel_params_for(stats, settings, latents.z_e)
+        return channel_params_for(self.spread(stats, settings), settings, latents.z_e)
+
+    def spread(self, stats: LatentStats, settings: ImproviserSettings) -> LatentStats:
+        """``stats``, or with ``spread = corpus`` their mean with the variances of
+        :meth:`seed_stats` (the answer keeps the player's mean, the corpus's spread)."""
+        if settings.spread == "stats":
+            return stats
+        seed = self.seed_stats(settings)
+        return LatentStats(stats.mean, seed.source_var, seed.posterior_var)
 
     def seed_stats(self, settings: ImproviserSettings) -> LatentStats:
         """The corpus statistics for the settings' encoding (the prior when
@@ -147,15 +174,55 @@ def channel_params_for(stats: LatentStats, settings: ImproviserSettings,
     return _channel_params(stats, int(settings.budget_bits), settings.allocation, per_bar)
 
 
-def prior_latents(rng: np.random.Generator, n_bars: int, latent_size: int) -> np.ndarray:
-    """Free mode's latents: ``(n, latent)`` draws from the prior N(0, I)."""
-    return rng.standard_normal((n_bars, latent_size), dtype=np.float32)
+def free_latents(rng: np.random.Generator, n_bars: int, latent_size: int,
+                 answer: AnswerConfig, corpus: CorpusStats) -> np.ndarray:
+    """Free mode's latents, ``(n, latent)`` float32: per dimension a draw from the corpus's
+    aggregate statistics (the mean and variance of ``mu`` over its bars) or from the prior
+    N(0, I), as ``answer.free_latents`` says; ``n * latent`` normals from ``rng`` either way."""
+    eps = rng.standard_normal((n_bars, latent_size), dtype=np.float32)
+    if answer.free_latents == "prior":
+        return eps
+    return (corpus.mu_mean + np.sqrt(corpus.mu_var) * eps).astype(np.float32)
+
+
+def in_register(bars: np.ndarray, answer: AnswerConfig) -> np.ndarray:
+    """Query bars ``(n, 16, 2, 78)`` moved by octaves into the corpus's register, or
+    themselves when the model keeps the player's register."""
+    if answer.centre_pitch is None:
+        return bars
+    return centre_octaves(bars, answer.centre_pitch)
 
 
 def decode(model: InferenceModel, z_d: np.ndarray, settings: ImproviserSettings,
-           rng: np.random.Generator) -> np.ndarray:
-    """The decoder stage under the settings' threshold or Bernoulli sampling."""
-    return decode_bars(model, z_d, settings.threshold, rng if settings.sampling else None)
+           rng: np.random.Generator, answer: AnswerConfig = LEGACY_ANSWER) -> np.ndarray:
+    """The decoder stage, ``(n, latent)`` -> ``(n, 2496)`` bool: Bernoulli draws when the
+    settings sample, else the model's answer method (``threshold``: each cell above the
+    settings' threshold; a calibrated method: its biases, moved by the settings' threshold
+    as :func:`answer_decoding` says)."""
+    if settings.sampling or answer.method == "threshold":
+        return decode_bars(model, z_d, settings.threshold, rng if settings.sampling else None)
+    params = answer_decoding(answer, settings.threshold)
+    out = np.empty((len(z_d), BAR_SIZE), dtype=bool)
+    for i in range(0, len(z_d), CHUNK_BARS):
+        part = slice(i, i + CHUNK_BARS)
+        decode_note_bars(model.decode_logits(z_d[part]), params,
+                         out[part].reshape(-1, *BAR_SHAPE))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def answer_decoding(answer: AnswerConfig, threshold: float) -> NoteDecoding:
+    """The calibrated decoding of ``answer`` with the threshold knob applied: both biases
+    move by ``logit(DEFAULT_THRESHOLD) - logit(threshold)`` nats, so the default threshold
+    decodes as calibrated, a higher one thins the answer and a lower one fills it."""
+    shift = _logit(DEFAULT_THRESHOLD) - _logit(threshold)
+    params = note_decoding(answer)
+    return replace(params, sounding_bias=params.sounding_bias + shift,
+                   onset_bias=params.onset_bias + shift)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
 
 
 def _stream_key(settings: ImproviserSettings) -> tuple:

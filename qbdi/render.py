@@ -23,8 +23,8 @@ from qbdi.bars import (
     mean_velocity,
     notes_to_bars,
 )
-from qbdi.channel import LatentStats, transmit
-from qbdi.improviser import Improviser, channel_params_for, decode, prior_latents
+from qbdi.channel import LatentStats, transmitter
+from qbdi.improviser import Improviser, channel_params_for, decode, free_latents, in_register
 from qbdi.midifile import Score, Track, write_midi
 from qbdi.models.runtime import CHUNK_BARS, encode_bars
 from qbdi.settings import ImproviserSettings
@@ -70,23 +70,25 @@ def improvise(improviser: Improviser, bars: np.ndarray, settings: ImproviserSett
         out = bars.copy() if settings.mode == "echo" else np.zeros_like(bars)
         _report(on_progress, len(bars))
         return Answers(out, None, None, _per_bar(started_s, len(bars)))
-    n_bars, model, rng = len(bars), improviser.model, improviser.rng
+    n_bars, model, rng, answer = len(bars), improviser.model, improviser.rng, improviser.answer
     bits = None
     if settings.mode == "free":
-        z_d = prior_latents(rng, n_bars, model.latent_size)
+        z_d = free_latents(rng, n_bars, model.latent_size, answer, improviser.corpus_stats)
     else:
-        latents = encode_bars(model, bars.reshape(n_bars, BAR_SIZE),
+        latents = encode_bars(model, in_register(bars, answer).reshape(n_bars, BAR_SIZE),
                               settings.encoding == "sample", rng)
         z_d = latents.z_e
         if not settings.full_rate and n_bars:
             stats = (LatentStats.from_latents(latents.z_e, logvar=latents.logvar)
                      if settings.stats == "query" else improviser.seed_stats(settings))
-            params = channel_params_for(stats, settings, latents.z_e)
-            z_d, bits = transmit(latents.z_e, params, rng), np.atleast_2d(params.bits)
+            params = channel_params_for(improviser.spread(stats, settings), settings,
+                                        latents.z_e)
+            z_d = transmitter(settings.channel)(latents.z_e, params, rng)
+            bits = np.atleast_2d(params.bits)
     out = np.empty((n_bars, BAR_SIZE), dtype=bool)
     for start in range(0, n_bars, CHUNK_BARS):  # in parts, to report progress
         part = slice(start, start + CHUNK_BARS)
-        out[part] = decode(model, z_d[part], settings, rng)
+        out[part] = decode(model, z_d[part], settings, rng, answer)
         _report(on_progress, len(out[part]))
     return Answers(out.reshape(n_bars, *BAR_SHAPE), bits, z_d, _per_bar(started_s, n_bars))
 

@@ -26,7 +26,11 @@ from qbdi.defaults import DEFAULT_THRESHOLD
 Mode = Literal["query", "free", "echo", "mute"]
 StatsSource = Literal["window", "query", "corpus", "prior"]
 Silence = Literal["silent", "repeat"]
+Channel = Literal["paper", "perception"]
+Spread = Literal["stats", "corpus"]
 MODES: Final = get_args(Mode)
+CHANNELS: Final = get_args(Channel)
+SPREADS: Final = get_args(Spread)
 STATS_SOURCES: Final = get_args(StatsSource)
 SILENCE_POLICIES: Final = get_args(Silence)
 
@@ -57,6 +61,13 @@ class ImproviserSettings(BaseModel):
         "seeded by the corpus, the query (offline the whole query; live every bar so far), "
         "the corpus, or the prior N(0, 1)")
     window_bars: int = Field(16, ge=1, le=4096)
+    channel: Channel = Field(
+        "paper", description="the test channel: paper (eq. 6-8: at 0 bits the decoder gets "
+        "mu_e itself) or perception (rate-distortion-perception at perfect realism: z_d keeps "
+        "the statistics' variance at every rate, so 0 bits improvise freely from them)")
+    spread: Spread = Field(
+        "stats", description="where sigma2_e comes from: the same statistics as mu_e, or the "
+        "corpus (with window or query statistics: the player's mean, the corpus's spread)")
     allocation: Literal["source", "posterior"] = "source"
     reallocate_per_bar: bool = Field(
         False, description="allocate each bar's bits by how far that bar's z_e is from mu_e")
