@@ -16,7 +16,8 @@ from qbdi.midifile import read_midi
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = ("import sys\nsys.path.insert(0, 'tests')\n"
          "from torch_block import block_torch\nblock_torch()\n")
-TRAINING = {"qbdi.models.train", "qbdi.models.vae"}  # the only modules that import torch
+TRAINING = {"qbdi.models.train", "qbdi.models.vae", "qbdi.models.texture",
+            "qbdi.models.style_train"}  # the only modules that import torch
 # The live loop and server in memory, and the improviser: run again
 # with torch blocked (the real-port, real-clock and long tests are left to the main run).
 WITHOUT_TORCH = ("test_server_loop.py", "test_server_clocks.py", "test_server_live_ir.py",

@@ -113,3 +113,53 @@ def test_torchrun_two_processes_ddp_gloo(tmp_path, queries_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("epoch 2/2") == 1  # only rank 0 reports
     assert load_checkpoint(out).card.epochs == 2
+
+
+def _melody_folder(folder):
+    """Synthetic other music: one-voice eighth-note tunes, written as MIDI files."""
+    from qbdi.bars import Note
+    from qbdi.midifile import Track, write_midi
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for index in range(6):
+        pitches = 60 + np.cumsum(rng.integers(-2, 3, size=64)) % 12
+        notes = [Note(2 * i, int(p), 2 * i + 2) for i, p in enumerate(pitches)]
+        write_midi(folder / f"tune{index}.mid", [Track(notes)])
+    return folder
+
+
+def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_stored(
+        tmp_path, queries_dir):
+    import torch
+
+    from qbdi.models.decoding import answer_bars, starts_per_bar, voices_per_step
+    from qbdi.models.register import centre_octaves
+    from qbdi.models.texture import retexture
+    from qbdi.models.train import DENSITY_TOLERANCE, split_by_piece
+
+    out = tmp_path / "m.safetensors"
+    card = _train(queries_dir, out, epochs=3, seed=1, texture_noise=0.5,
+                  style_negatives=[str(_melody_folder(tmp_path / "tunes"))])
+    checkpoint = load_checkpoint(out)
+    answer = checkpoint.answer
+    # a three-epoch model flickers too much for voices; the calibration falls back
+    assert answer.method in ("voices", "notes", "cells") and answer.centre_pitch is not None
+    from qbdi.corpus import load_corpus
+    split = split_by_piece(load_corpus(str(queries_dir)), 0.1, 1)
+    assert answer.min_voices == answer.max_voices == voices_per_step(split.train)
+    # the answers to re-textured held-out bars, as calibrated, are as dense as the corpus
+    noisy = retexture(torch.from_numpy(split.heldout.astype(np.float32)), 1.0,
+                      torch.Generator().manual_seed(0)).numpy() > 0.5
+    from qbdi.models.runtime import InferenceModel
+    runtime = InferenceModel.from_checkpoint(checkpoint)
+    mu, _ = runtime.encode(centre_octaves(noisy, answer.centre_pitch).reshape(len(noisy), -1))
+    decoded = answer_bars(runtime.decode_logits(mu), answer)
+    target = answer.corpus_starts_per_bar
+    assert abs(starts_per_bar(decoded) - target) <= DENSITY_TOLERANCE * target
+    # the style measure is stored, validated, and tells the corpus from the tunes
+    assert checkpoint.style is not None
+    assert card.style_heldout_corpus > 0.8 and card.style_heldout_other < 0.2
+    assert checkpoint.style.metadata["validation"]["heldout_corpus"] == pytest.approx(
+        card.style_heldout_corpus, abs=1e-4)
+    assert card.texture_noise == 0.5 and card.heldout_answer_chroma_cosine is not None

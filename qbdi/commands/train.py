@@ -28,6 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus-licence", default="unknown")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT.train-state.safetensors if it exists")
+    parser.add_argument("--texture-noise", type=float, default=0.0, metavar="P",
+                        help="re-texture a training bar at the encoder's input with "
+                             "probability P (a denoising VAE: answers in the corpus's texture)")
+    parser.add_argument("--answer-method", choices=["voices", "notes", "cells", "threshold"],
+                        default="voices", help="how answers are decoded (calibrated to the "
+                                               "corpus's density; default voices)")
+    parser.add_argument("--keep-register", action="store_true",
+                        help="encode queries where they are played, not moved by octaves "
+                             "into the corpus's register")
+    parser.add_argument("--style-negatives", nargs="*", default=[], metavar="SOURCE",
+                        help="train a style measure against this other music: 'music21' (a "
+                             "sample of other music21 collections) and/or MIDI folders")
+    parser.add_argument("--style-exclude", nargs="*", default=[], metavar="NAME",
+                        help="music21 collections of the corpus's own genre, left out of "
+                             "the style negatives")
+    parser.add_argument("--frontier-queries", type=Path, default=None, metavar="DIR",
+                        help="measure the frontier on these query MIDI files into the "
+                             "model card (needs --style-negatives)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -50,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
             weights_dtype="float16" if args.fp16 else "float32",
             corpus_licence=args.corpus_licence, resume=args.resume,
             command="qbdi " + shlex.join(sys.argv[1:]),
+            texture_noise=args.texture_noise, answer_method=args.answer_method,
+            centre_register=not args.keep_register, style_negatives=args.style_negatives,
+            style_exclude=args.style_exclude, frontier_queries=args.frontier_queries,
         )
     except ValidationError as err:
         raise QbdiError(describe(err)) from err
