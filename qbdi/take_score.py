@@ -5,7 +5,8 @@ A take (``qbdi serve --record``) has the player's part (track ``player``), the a
 sent (track ``qbdi``) and a marker wherever the mode or the budget changed. Live, the answer
 to bar *n* sounds during bar *n + 1*, so answer bar *n + 1* is scored against player bar
 *n* (:mod:`qbdi.scoring`), in bars where the player played and the mode was ``query``, and
-grouped by the budget in force. Where a DAW's clock jumped, the pair that straddles the
+grouped by the budget in force; with a style measure (:mod:`qbdi.analysis.style`), also the
+mean P(corpus) of those answer bars. Where a DAW's clock jumped, the pair that straddles the
 jump compares unrelated bars; there is one such pair a jump.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qbdi.analysis.style import StyleClassifier
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT, n_bars_for, notes_to_bars
 from qbdi.errors import MidiFileError
 from qbdi.midifile import load_smf, score_of
@@ -34,6 +36,7 @@ class TakeScore:
     bars: int  # answer bars scored at this budget
     chroma_cosine: float
     onset_f1: float
+    style: float | None = None  # mean P(corpus) of the answer bars; None without a measure
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,8 +67,8 @@ def settings_per_bar(markers: list[tuple[float, str, int | str]],
     return per_bar
 
 
-def score_take(path: str | Path,
-               warn: Callable[[str], None] = lambda line: None) -> list[TakeScore]:
+def score_take(path: str | Path, warn: Callable[[str], None] = lambda line: None,
+               style: StyleClassifier | None = None) -> list[TakeScore]:
     """Per budget, the answers against the bars they answered; budgets in increasing
     order, full rate last. Raises :class:`MidiFileError` naming the file when it is not a
     take (no ``player`` or ``qbdi`` track, no notes, no markers). What reading the file
@@ -93,12 +96,15 @@ def score_take(path: str | Path,
     for budget in sorted(groups, key=lambda b: (b == "full", b if b != "full" else 0)):
         bars = np.array(groups[budget])
         result = agreement(answered[bars], played[bars - 1])
-        rows.append(TakeScore(budget, len(bars), result.chroma_cosine, result.onset_f1))
+        rows.append(TakeScore(budget, len(bars), result.chroma_cosine, result.onset_f1,
+                              None if style is None
+                              else float(style.probability(answered[bars]).mean())))
     return rows
 
 
 def format_take_table(rows: list[TakeScore]) -> str:
-    lines = [f"{'bits':>5} {'bars':>5} {'chroma':>7} {'onsetF1':>8}"]
+    lines = [f"{'bits':>5} {'bars':>5} {'chroma':>7} {'onsetF1':>8} {'style':>6}"]
     lines += [f"{row.budget_bits!s:>5} {row.bars:5d} {row.chroma_cosine:7.3f} "
-              f"{row.onset_f1:8.3f}" for row in rows]
+              f"{row.onset_f1:8.3f} "
+              f"{'-' if row.style is None else format(row.style, '.3f'):>6}" for row in rows]
     return "\n".join(lines)

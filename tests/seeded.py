@@ -115,3 +115,17 @@ def write_tiny_checkpoint(path: str | Path) -> Path:
                      seed=TINY_SEED, train_seconds=0.0, command="tests/seeded.py")
     save_checkpoint(path, model.config, card, weights, stats)
     return Path(path)
+
+
+def starts_style():
+    """A style measure whose P(corpus) of a bar is ``(1 + s) / (2 + s)`` for ``s`` note
+    starts (logistic on the ``log_starts`` feature): exact values for the tests of the
+    style column."""
+    from qbdi.analysis.style import FEATURE_NAMES, FEATURE_VERSION, N_FEATURES, StyleClassifier
+
+    out = np.zeros(N_FEATURES, np.float32)
+    out[FEATURE_NAMES.index("log_starts")] = 1.0
+    return StyleClassifier(np.zeros(N_FEATURES, np.float32), np.ones(N_FEATURES, np.float32),
+                           np.zeros((0, N_FEATURES), np.float32), np.zeros(0, np.float32), out,
+                           np.zeros(1, np.float32), {"feature_version": FEATURE_VERSION,
+                                                     "corpus": "tests"})

@@ -366,6 +366,18 @@ def test_a_take_is_scored_per_budget_answer_against_the_bar_it_answered(tmp_path
     assert (rows[1].chroma_cosine, rows[1].onset_f1) == (0.5, pytest.approx(2 / 3))
 
 
+def test_a_take_s_answers_get_the_style_of_a_style_measure(tmp_path):
+    from seeded import starts_style
+
+    path = tmp_path / "take.mid"
+    _scored_take(path)
+    rows = score_take(path, style=starts_style())
+    # one note start in each answer bar scored: P = (1 + 1) / (2 + 1); bar 4 is silent
+    assert rows[0].style == pytest.approx(2 / 3)
+    assert rows[1].style == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert score_take(path)[0].style is None
+
+
 def test_score_take_on_the_command_line(tmp_path):
     path = tmp_path / "take.mid"
     _scored_take(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError
-from qbdi.settings import STATS_SOURCES
+from qbdi.settings import CHANNELS, SPREADS, STATS_SOURCES, ImproviserSettings
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stats", choices=STATS_SOURCES,
                         default="query", help="channel statistics (default: the whole query)")
     parser.add_argument("--window-bars", type=int, default=16)
+    defaults = ImproviserSettings()
+    parser.add_argument("--channel", choices=CHANNELS, default=defaults.channel,
+                        help="test channel: paper (eq. 6-8; 0 bits send the statistics' mean) "
+                             "or perception (perfect realism; 0 bits draw from the statistics)"
+                             f" (default {defaults.channel})")
+    parser.add_argument("--spread", choices=SPREADS, default=defaults.spread,
+                        help="sigma2_e from the same statistics as mu_e, or the corpus's "
+                             f"(default {defaults.spread})")
     parser.add_argument("--allocation", choices=["source", "posterior"], default="source",
                         help="variance that allocates bits: source (the paper's equations) or "
                              "posterior (the reference notebook)")
@@ -41,12 +49,11 @@ def settings_from_args(args: argparse.Namespace, budget: int | str):
     """Build validated improviser settings from the shared model arguments."""
     from pydantic import ValidationError
 
-    from qbdi.settings import ImproviserSettings
-
     try:
         return ImproviserSettings(
             mode=getattr(args, "mode", "query"), budget_bits=budget, stats=args.stats,
-            window_bars=args.window_bars, allocation=args.allocation,
+            window_bars=args.window_bars, channel=args.channel, spread=args.spread,
+            allocation=args.allocation,
             reallocate_per_bar=args.reallocate_per_bar, encoding=args.encoding,
             threshold=args.threshold, sampling=args.sampling, seed=args.seed,
         )

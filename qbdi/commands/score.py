@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="budgets to score, comma-separated")
     parser.add_argument("--seeds", type=int, default=3, help="renderings per budget (averaged)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
-    parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="write a PNG plot: chroma cosine and onset F1 per budget and, "
+                             "with a model that has a style measure, the frontier (chroma "
+                             "cosine against style, one point per budget)")
     add_model_args(parser)
 
 
@@ -48,15 +51,19 @@ def run(args: argparse.Namespace) -> int:
         raise QbdiError("give query MIDI files to score, or --take TAKE.mid")
     budgets = parse_budgets(args.bits)
     base = settings_from_args(args, budgets[0])
-    improviser = Improviser.from_checkpoint(load_checkpoint(args.model))
+    checkpoint = load_checkpoint(args.model)
+    improviser = Improviser.from_checkpoint(checkpoint)
+    if checkpoint.style is None:
+        warn("score", ["the model has no style measure: no style column"])
     rows = []
     for query in progress(list(args.queries), "queries"):
         score = read_midi(query)
         warn("score", score.warnings)
         score.check_metre(args.metre)
-        rows += score_budgets(query.name, score, improviser, base, budgets, args.seeds)
+        rows += score_budgets(query.name, score, improviser, base, budgets, args.seeds,
+                              checkpoint.style)
     print(format_table(rows))
-    print(summary_table(rows))
+    print(summary_table(rows, checkpoint.answer.corpus_starts_per_bar))
     for query in args.queries:
         mine = [r for r in rows if r.query == query.name]
         chroma, onset = [r.chroma_cosine for r in mine], [r.onset_f1 for r in mine]
@@ -74,11 +81,13 @@ def _score_take(args: argparse.Namespace) -> int:
     """``qbdi score --take``: the live answers of a recorded take, per budget."""
     import json
 
+    from qbdi.models.checkpoint import load_checkpoint
     from qbdi.take_score import format_take_table, score_take
 
     if args.queries or args.plot:
         raise QbdiError("--take scores one take: give no query files and no --plot")
-    rows = score_take(args.take, warn=lambda line: warn("score", [line]))
+    style = load_checkpoint(args.model).style  # the --model's measure of its corpus's style
+    rows = score_take(args.take, warn=lambda line: warn("score", [line]), style=style)
     print(f"{args.take}: answers against the bars they answered (query mode)")
     print(format_take_table(rows))
     if args.json:
