@@ -193,9 +193,9 @@ def plot(rows: list[BudgetScore], path: str) -> None:
     if points:
         frontier = axes[2]
         frontier.plot([p[1] for p in points], [p[2] for p in points], marker="o", color="C3")
-        for budget, x, y in points:
-            frontier.annotate(str(budget), (x, y), textcoords="offset points", xytext=(4, 4),
-                              fontsize=7)
+        for index, (budget, x, y) in enumerate(points):  # labels alternate above and below
+            frontier.annotate(str(budget), (x, y), textcoords="offset points", fontsize=7,
+                              xytext=(-4, 6 if index % 2 == 0 else -12))
         frontier.set(title="frontier: harmony followed vs style", xlabel="chroma cosine "
                      "(harmony followed)", ylabel="style (mean P(corpus))", xlim=(0, 1.02),
                      ylim=(0, 1.02))
