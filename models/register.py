@@ -35,9 +35,13 @@ def mean_pitch(bars: np.ndarray) -> np.ndarray:
 def octave_shifts(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
     """Per bar, the multiple of 12 semitones that brings its mean pitch nearest
     ``centre_pitch`` (0 for silent bars), ``(n,)`` int."""
-    centre = mean_pitch(bars)
-    shift = np.round((centre_pitch - np.nan_to_num(centre, nan=centre_pitch)) / OCTAVE)
-    return (shift * OCTAVE).astype(int)
+    # mean_pitch without its NaNs (a silent bar stays where it is): the live loop asks this
+    # of every bar, so in as few numpy calls as it takes
+    weights = np.asarray(bars, dtype=bool)[:, :, SOUNDING, :].sum(axis=1)  # (n, 78)
+    total = weights.sum(axis=1)
+    centre = (weights @ _COLUMNS) / np.maximum(total, 1) + LOWEST_PITCH
+    shift = np.round((centre_pitch - centre) / OCTAVE)
+    return np.where(total > 0, shift * OCTAVE, 0).astype(int)
 
 
 @functools.lru_cache(maxsize=16)
@@ -59,7 +63,11 @@ def centre_octaves(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
     may then merge)."""
     bars = np.asarray(bars, dtype=bool)
     shifts = octave_shifts(bars, centre_pitch)
-    if not shifts.any():  # the live bar, usually: nothing to move
+    if len(bars) == 1:  # the live bar: one move or none
+        if shifts[0] == 0:
+            return bars.copy()
+        return (bars.astype(np.float32) @ _move_matrix(int(shifts[0]))) > 0
+    if not shifts.any():
         return bars.copy()
     out = np.zeros_like(bars)
     for semitones in np.unique(shifts):
