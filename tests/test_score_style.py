@@ -46,6 +46,7 @@ def test_score_reports_the_style_per_budget_and_plots_the_frontier(styled_checkp
          str(plot_path), "--stats", "query"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "style mean" in result.stdout and "starts/bar (corpus 12.5)" in result.stdout
+    assert "free mode (1000 bars, latents from the corpus): style 0." in result.stdout
     rows = json.loads(rows_path.read_text())
     assert [row["budget_bits"] for row in rows] == [0, "full"]
     checkpoint = load_checkpoint(styled_checkpoint)

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                               checkpoint.style)
     print(format_table(rows))
     print(summary_table(rows, checkpoint.answer.corpus_starts_per_bar))
+    if checkpoint.style is not None:
+        print(_free_line(improviser, checkpoint.style, args.seed))
     for query in args.queries:
         mine = [r for r in rows if r.query == query.name]
         chroma, onset = [r.chroma_cosine for r in mine], [r.onset_f1 for r in mine]
@@ -75,6 +77,21 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot(rows, str(args.plot))
     return 0
+
+
+FREE_BARS = 1000
+
+
+def _free_line(improviser, style, seed: int) -> str:
+    """Free mode's style and density, as served (:data:`FREE_BARS` bars)."""
+    from qbdi.frontier import free_answers
+    from qbdi.models.decoding import starts_per_bar
+
+    bars = free_answers(improviser, FREE_BARS, seed)
+    silent = int((~bars[:, :, 0].any(axis=(1, 2))).sum())
+    return (f"free mode ({FREE_BARS} bars, latents from the "
+            f"{improviser.answer.free_latents}): style {style.probability(bars).mean():.3f}, "
+            f"{starts_per_bar(bars):.1f} starts a bar, {silent} silent bars")
 
 
 def _score_take(args: argparse.Namespace) -> int:
