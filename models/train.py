@@ -30,22 +30,14 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from qbdi.bars import BAR_SIZE, N_PITCHES, flatten_bars
-from qbdi.corpus import Corpus, Piece, load_corpus, load_queries, load_reference_music
-from qbdi.errors import CheckpointError, CorpusError
+from qbdi.corpus import Corpus, load_corpus
+from qbdi.errors import CheckpointError
 from qbdi.models.checkpoint import CorpusStats, save_checkpoint
-from qbdi.models.config import AnswerConfig, ModelCard, ModelConfig
-from qbdi.models.decoding import (
-    answer_bars,
-    calibrate_biases,
-    decode,
-    note_decoding,
-    sounding_per_bar,
-    starts_per_bar,
-    voices_per_step,
-)
-from qbdi.models.register import centre_octaves, mean_pitch
+from qbdi.models.config import ModelCard, ModelConfig
 from qbdi.models.runtime import InferenceModel, logits_to_bars
 from qbdi.models.texture import retexture
+from qbdi.models.train_answer import answer_metrics, calibrate_answer, encode_all
+from qbdi.models.train_card import frontier_fields, style_measure
 from qbdi.models.vae import BarVAE
 from qbdi.scoring import agreement
 
@@ -247,13 +239,13 @@ def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus:
         # Measure what is shipped: the metrics below use the weights as stored.
         weights = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
     runtime = InferenceModel(config, weights)
-    mu, logvar = _encode_all(runtime, split.train)
+    mu, logvar = encode_all(runtime, split.train)
     stats = CorpusStats.from_encodings(mu, logvar)
     answer = calibrate_answer(runtime, split, settings)
     log(f"answers: {answer.model_dump_json()}")
     style, style_figures = None, {}
     if settings.style_negatives:
-        style, style_figures = _style_measure(settings, corpus, split, log)
+        style, style_figures = style_measure(settings, corpus, split, log)
     card = ModelCard(
         corpus=corpus.name, corpus_licence=settings.corpus_licence,
         pieces_train=split.pieces_train, pieces_heldout=split.pieces_heldout,
@@ -266,7 +258,8 @@ def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus:
     )
     card = card.model_copy(update={"train_seconds": round(time.perf_counter() - started_s, 1)})
     if settings.frontier_queries is not None and style is not None:
-        card = card.model_copy(update=_frontier(settings, runtime, stats, answer, style, log))
+        card = card.model_copy(update=frontier_fields(settings, runtime, stats, answer, style,
+                                                            log))
     save_checkpoint(settings.out, config, card, weights, stats, settings.weights_dtype,
                     answer=answer, style=style)
     _state_path(settings.out).unlink(missing_ok=True)
@@ -274,171 +267,12 @@ def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus:
     return card
 
 
-DENSITY_TOLERANCE = 0.15
-"""Relative error in note starts or sounding cells per bar above which a decoding method's
-calibration is taken to have failed (its biases at a bound), and the next is tried."""
-
-FALLBACK_METHODS = {"voices": ("voices", "notes", "cells"), "notes": ("notes", "cells"),
-                    "cells": ("cells",)}
-
-
-def calibrate_answer(runtime: InferenceModel, split: Split, settings: TrainSettings,
-                     seed: int = 0) -> AnswerConfig:
-    """The corpus's register and voices, and decoding biases at which the answers to the
-    held-out bars, re-textured (:func:`retexture`, every bar), have the training bars' note
-    starts and sounding cells per bar: an answer to another texture should be as dense as
-    the corpus. (The training bars stand in where no piece is held out.)
-
-    A model whose probabilities flicker from step to step (a few epochs on a small corpus)
-    can be out of the ``voices`` method's reach (every change of the most probable pitches
-    starts a note); the next method of :data:`FALLBACK_METHODS` is then used, and
-    ``calibrated_on`` says so."""
-    reference = split.train
-    targets = {"corpus_starts_per_bar": round(starts_per_bar(reference), 3),
-               "corpus_sounding_per_bar": round(sounding_per_bar(reference), 3)}
-    centre = float(np.nanmean(mean_pitch(reference))) if settings.centre_register else None
-    voices = voices_per_step(reference)
-    answer = AnswerConfig(centre_pitch=None if centre is None else round(centre, 3),
-                          method=settings.answer_method, min_voices=voices,
-                          max_voices=voices, **targets)
-    if settings.answer_method == "threshold":
-        return answer
-    bars = split.heldout if len(split.heldout) else split.train
-    generator = torch.Generator().manual_seed(seed)
-    noisy = retexture(torch.from_numpy(bars.astype(np.float32)), 1.0, generator).numpy() > 0.5
-    if centre is not None:
-        noisy = centre_octaves(noisy, centre)
-    logits = runtime.decode_logits(_encode_all(runtime, noisy)[0])
-    tried = []
-    for method in FALLBACK_METHODS[settings.answer_method]:
-        params = calibrate_biases(logits, targets["corpus_sounding_per_bar"],
-                                  targets["corpus_starts_per_bar"],
-                                  note_decoding(answer.model_copy(update={"method": method})))
-        decoded = decode(logits, params)
-        error = max(abs(starts_per_bar(decoded) / targets["corpus_starts_per_bar"] - 1),
-                    abs(sounding_per_bar(decoded) / targets["corpus_sounding_per_bar"] - 1))
-        tried.append((error, method, params))
-        if error <= DENSITY_TOLERANCE:
-            break
-    error, method, params = min(tried, key=lambda t: t[0])
-    note = "" if method == settings.answer_method else (
-        f"; {settings.answer_method} missed the density by {tried[0][0]:.0%}, {method} used")
-    return answer.model_copy(update={
-        "method": method, "sounding_bias": round(params.sounding_bias, 4),
-        "onset_bias": round(params.onset_bias, 4),
-        "calibrated_on": f"{len(bars)} held-out bars re-textured (seed {seed}){note}"})
-
-
-def answer_metrics(runtime: InferenceModel, bars: np.ndarray, answer: AnswerConfig
-                   ) -> dict[str, float]:
-    """Held-out bars decoded as the model answers (mu, in the corpus's register, by the
-    calibrated decoding): chroma cosine and onset F1."""
-    if len(bars) == 0:
-        return {}
-    if answer.centre_pitch is not None:
-        bars = centre_octaves(bars, answer.centre_pitch)
-    decoded = answer_bars(runtime.decode_logits(_encode_all(runtime, bars)[0]), answer)
-    score = agreement(decoded, bars)
-    return {"heldout_answer_chroma_cosine": round(score.chroma_cosine, 4),
-            "heldout_answer_onset_f1": round(score.onset_f1, 4)}
-
-
-def _style_measure(settings: TrainSettings, corpus: Corpus, split: Split,
-                   log: Callable[[str], None]):
-    """Train and validate the style classifier: the training pieces against 4/5 of the
-    pieces of each other-music source (and guard bars), validated on the held-out pieces and
-    the other fifth."""
-    from qbdi.models.style_train import LabelledBars, guard_bars, train_classifier, validate
-
-    sources = _negative_sources(settings, corpus, log)
-    train_parts, train_names, heldout = [], [], []
-    for name, pieces in sources.items():
-        order = np.random.default_rng(settings.seed).permutation(len(pieces))
-        n_heldout = max(1, len(pieces) // 5) if len(pieces) > 1 else 0
-        held = [pieces[i].bars for i in order[:n_heldout]]
-        kept = [pieces[i].bars for i in order[n_heldout:]]
-        if kept:
-            train_parts.append(np.concatenate(kept))
-            train_names += [name] * len(train_parts[-1])
-        if held:
-            heldout.append((name, np.concatenate(held)))
-    rng = np.random.default_rng(settings.seed)
-    for kind, bars in guard_bars(split.train, rng).items():
-        train_parts.append(bars)
-        train_names += [f"guard:{kind}"] * len(bars)
-    log(f"style measure: {len(split.train)} corpus bars against "
-        f"{sum(len(p) for p in train_parts)} others ({', '.join(sources)}, guards)")
-    classifier = train_classifier(
-        LabelledBars(split.train, np.array(["corpus"] * len(split.train))),
-        LabelledBars(np.concatenate(train_parts), np.array(train_names)),
-        hidden=64, epochs=1000, weight_decay=1e-3, corpus_weight=0.85, seed=settings.seed,
-        metadata={"corpus": corpus.name, "negatives": sorted(sources)})
-    corpus_heldout = split.heldout if len(split.heldout) else split.train
-    figures = validate(classifier, corpus_heldout, heldout)
-    classifier.metadata["validation"] = {k: round(v, 4) for k, v in figures.items()}
-    log(f"style measure validation: {classifier.metadata['validation']}")
-    return classifier, {"style_heldout_corpus": round(figures["heldout_corpus"], 4),
-                        "style_heldout_other": round(figures["heldout_other"], 4)}
-
-
-def _frontier(settings: TrainSettings, runtime: InferenceModel, stats: CorpusStats,
-              answer: AnswerConfig, style, log: Callable[[str], None]) -> dict:
-    """The card's frontier on the query folder, and the free mode's style and density
-    (measured after the training time is taken)."""
-    from qbdi.frontier import free_answers, measure_frontier
-    from qbdi.improviser import Improviser
-
-    queries = load_queries(settings.frontier_queries)
-    improviser = Improviser(runtime, stats, answer)
-    rows = measure_frontier(improviser, style, queries, seeds=settings.frontier_seeds)
-    free = free_answers(improviser, 1000, settings.seed)
-    for row in rows:
-        log(f"frontier: {row.model_dump_json()}")
-    return {"frontier": rows,
-            "frontier_setting": (f"{len(queries)} queries of {settings.frontier_queries.name}, "
-                                 f"{settings.frontier_seeds} seeds, perception channel, query "
-                                 "statistics; free mode: corpus aggregate statistics"),
-            "free_style": round(float(style.probability(free).mean()), 4),
-            "free_starts_per_bar": round(starts_per_bar(free), 3)}
-
-
-def _negative_sources(settings: TrainSettings, corpus: Corpus,
-                      log: Callable[[str], None]) -> dict[str, list[Piece]]:
-    """Other music by source: music21 collections (without the corpus's own) and folders."""
-    sources: dict[str, list[Piece]] = {}
-    for spec in settings.style_negatives:
-        if spec == "music21":
-            own = {corpus.name.split(":", 1)[1]} if corpus.name.startswith("music21:") else set()
-            sources.update(load_reference_music(
-                own | set(settings.style_exclude), settings.seed,
-                progress=lambda name: log(f"style negatives: reading music21:{name}")))
-        else:
-            try:
-                sources[Path(spec).name] = load_corpus(spec).pieces
-            except CorpusError as err:
-                raise CorpusError(f"style negatives: {err}") from err
-    if not sources:
-        raise CorpusError("style negatives: no usable other music found")
-    return sources
-
-
-def _encode_all(runtime: InferenceModel, bars: np.ndarray, chunk: int = 4096):
-    mus, logvars = [], []
-    for start in range(0, len(bars), chunk):
-        mu, logvar = runtime.encode(flatten_bars(bars[start : start + chunk]))
-        mus.append(mu)
-        logvars.append(logvar)
-    if not mus:
-        return np.zeros((0, runtime.latent_size)), np.zeros((0, runtime.latent_size))
-    return np.concatenate(mus), np.concatenate(logvars)
-
-
 def heldout_metrics(runtime: InferenceModel, bars: np.ndarray) -> dict[str, float | None]:
     """Reconstruction of held-out bars decoding mu at threshold 0.5 (reported; no longer a
     target: a model that answers in its corpus's style does not copy textures)."""
     if len(bars) == 0:
         return {}
-    mu, logvar = _encode_all(runtime, bars)
+    mu, logvar = encode_all(runtime, bars)
     flat = flatten_bars(bars)
     logits = runtime.decode_logits(mu)
     bce = np.logaddexp(0, logits) - flat * logits  # stable BCE with logits

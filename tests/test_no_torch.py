@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCK = ("import sys\nsys.path.insert(0, 'tests')\n"
          "from torch_block import block_torch\nblock_torch()\n")
 TRAINING = {"qbdi.models.train", "qbdi.models.vae", "qbdi.models.texture",
+            "qbdi.models.train_answer",
             "qbdi.models.style_train"}  # the only modules that import torch
 # The live loop and server in memory, and the improviser: run again
 # with torch blocked (the real-port, real-clock and long tests are left to the main run).

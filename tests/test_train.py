@@ -136,11 +136,13 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
     from qbdi.models.decoding import answer_bars, starts_per_bar, voices_per_step
     from qbdi.models.register import centre_octaves
     from qbdi.models.texture import retexture
-    from qbdi.models.train import DENSITY_TOLERANCE, split_by_piece
+    from qbdi.models.train import split_by_piece
+    from qbdi.models.train_answer import DENSITY_TOLERANCE
 
     out = tmp_path / "m.safetensors"
     card = _train(queries_dir, out, epochs=3, seed=1, texture_noise=0.5,
-                  style_negatives=[str(_melody_folder(tmp_path / "tunes"))])
+                  style_negatives=[str(_melody_folder(tmp_path / "tunes"))],
+                  frontier_queries=queries_dir, frontier_seeds=1)
     checkpoint = load_checkpoint(out)
     answer = checkpoint.answer
     # a three-epoch model flickers too much for voices; the calibration falls back
@@ -163,3 +165,8 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
     assert checkpoint.style.metadata["validation"]["heldout_corpus"] == pytest.approx(
         card.style_heldout_corpus, abs=1e-4)
     assert card.texture_noise == 0.5 and card.heldout_answer_chroma_cosine is not None
+    # the frontier on the query folder, one row per budget, and free mode's style
+    assert [row.budget_bits for row in card.frontier] == [0, 16, 32, 64, 128, 256, 512,
+                                                          1024, "full"]
+    assert all(0 <= row.style_min <= row.style_mean <= 1 for row in card.frontier)
+    assert 0 <= card.free_style <= 1 and card.free_starts_per_bar > 0
