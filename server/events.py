@@ -80,6 +80,10 @@ class LoopListener:
     def error(self, reason: str) -> None:
         """Something failed inside the loop (a bar, a port); playing goes on."""
 
+    def echo_loop(self, found: bool, latency_ms: float) -> None:
+        """Our output was found routed back into our input (``found``), our notes coming
+        back after ``latency_ms``, or no longer is; said once each time it changes."""
+
     def tick(self, now_s: float, next_bar: int) -> None:
         """Every turn of the loop."""
 
@@ -133,6 +137,9 @@ class Listeners(LoopListener):
 
     def error(self, reason: str) -> None:
         self._each("error", reason)
+
+    def echo_loop(self, found: bool, latency_ms: float) -> None:
+        self._each("echo_loop", found, latency_ms)
 
     def tick(self, now_s: float, next_bar: int) -> None:
         self._each("tick", now_s, next_bar)

@@ -20,7 +20,7 @@ Guarantees:
 * Every note-on sent gets its note-off. A mode change, a preset change, panic, an exception
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
-* Input identical to our own output within ``echo_window_s`` is dropped (DAW loops).
+* Our output routed back to our input (DAW loops) is dropped as :mod:`~.echo` says.
 * Listeners hear of a bar only once its answer is scheduled, so none can delay it.
 """
 
@@ -39,7 +39,7 @@ from qbdi.bars import STEPS_PER_BAR
 from qbdi.improviser import Improviser
 from qbdi.server.clocks import Clock
 from qbdi.server.collector import BarCollector, CollectedBar
-from qbdi.server.echo import EchoFilter
+from qbdi.server.echo import EchoGuard
 from qbdi.server.errors import PortLost
 from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopListener
 from qbdi.server.inbox import Inbox, Item
@@ -80,7 +80,7 @@ class Loop:
         self.close_ahead_steps = close_ahead_steps
         self.counters = LoopCounters()
         self.collector = BarCollector()
-        self.echo = EchoFilter(echo_window_s)
+        self.echo = EchoGuard(echo_window_s, state.playing.echo_guard, self.listeners.echo_loop)
         self.player = PlayerInput(clock, self.collector, self.echo, self.listeners)
         self.responder = Responder(improviser)
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)
@@ -176,6 +176,7 @@ class Loop:
     def _restart_bars(self) -> None:
         bar = max(math.floor(self.clock.now_steps() / STEPS_PER_BAR), 0)
         self.next_bar = bar
+        self.player.settle()
         self.collector.restart(bar)
 
     # -- bars -----------------------------------------------------------------------------
@@ -183,6 +184,7 @@ class Loop:
         if self._closes_at(self.next_bar) > now_steps:
             return
         # Fell behind by more than a bar: answer only the latest bar, never queue.
+        self.player.settle(self.clock.now_s())  # nothing held is left out of its bar
         while self._closes_at(self.next_bar + 1) <= now_steps:
             self.collector.close(self.next_bar)
             self.counters.skipped_bars += 1
@@ -242,8 +244,7 @@ class Loop:
             self.responder.improviser = self.models[new.model]  # answers from the next bar
         if new.improviser.mode != old.improviser.mode:
             self.end_notes(f"mode {old.improviser.mode} -> {new.improviser.mode}")
-        if new.playing.input_channel != old.playing.input_channel:
-            self.player.release_held()
+        self.player.adopt(old.playing, new.playing)  # input channel, echo guard
         if new.playing.midi_channel != old.playing.midi_channel:
             self.end_notes("output channel changed")
             self.scheduler.channel = new.playing.midi_channel - 1

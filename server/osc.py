@@ -1,8 +1,8 @@
 """The OSC address table: every address the server answers, in one place.
 
-Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
-:func:`markdown_table` writes the README table from it. Handlers run on the loop thread
-(the socket thread only enqueues), take the server's :class:`Controls` and the message's
+Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and the README
+table is made from it (:mod:`~qbdi.server.osc_doc`). Handlers run on the loop thread (the
+socket thread only enqueues), take the server's :class:`Controls` and the message's
 arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
 the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
 
@@ -18,7 +18,14 @@ from typing import Any, Protocol
 from pythonosc.dispatcher import Dispatcher
 
 from qbdi.server import osc_values as values
-from qbdi.settings import MAX_BUDGET_BITS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset
+from qbdi.settings import (
+    ECHO_GUARDS,
+    MAX_BUDGET_BITS,
+    MODES,
+    SILENCE_POLICIES,
+    STATS_SOURCES,
+    Preset,
+)
 
 MAX_ADDRESS_CHARS = 64  # longer patterns are refused before any pattern matching
 
@@ -33,6 +40,7 @@ MOTIF = "/qbdi/motif"
 PORT = "/qbdi/port"
 STATUS = "/qbdi/status"
 BPM = "/qbdi/bpm"
+ECHO_LOOP = "/qbdi/echo/loop"
 
 
 class Controls(Protocol):
@@ -197,6 +205,15 @@ def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
     ctl.change(live_ir={"threshold": values.number(values.one(args))})
 
 
+def echo_guard(ctl: Controls, args: Sequence[Any]) -> None:
+    """Our own notes coming back to qbdi in (a DAW routing qbdi out into it). auto: drop
+    them only while the notes show such a loop (nearly every note we send comes back, on
+    and off, after the same few ms; reported by /qbdi/echo/loop); on: always drop an input
+    note-on equal to one we sent in the last 50 ms, and its note-off; off: never drop.
+    Replies /qbdi/echo/guard."""
+    ctl.change(playing={"echo_guard": values.choice(values.one(args), ECHO_GUARDS)})
+
+
 def _velocity_report(state: Preset) -> list[Any]:
     play = state.playing
     return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
@@ -216,6 +233,8 @@ TABLE: tuple[OscAddress, ...] = (
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
                lambda s: [s.playing.silence]),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
+    OscAddress("/qbdi/echo/guard", "|".join(ECHO_GUARDS), echo_guard,
+               lambda s: [s.playing.echo_guard]),
     OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""]),
     OscAddress("/qbdi/preset", "name", preset),
     OscAddress("/qbdi/panic", "", panic),
@@ -243,6 +262,9 @@ FEEDBACK: tuple[tuple[str, str, str], ...] = (
     (MOTIF, "side length_beats earlier_start_beat start_beat",
      "a repeat of at least a bar just ended in the input (side `in`) or the answers "
      "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
+    (ECHO_LOOP, "1|0 latency_ms",
+     "1: qbdi out is routed back into qbdi in (our notes come back after latency_ms), said "
+     "once when found; 0: it no longer is"),
     (PORT, "in|out name lost|back",
      "a port named with --in/--out closed (the server serves on) or is back and reconnected"),
     ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
@@ -268,28 +290,3 @@ def rows_for(dispatcher: Dispatcher, address: str) -> list[OscAddress]:
         return []
     handlers = {id(h.callback) for h in dispatcher.handlers_for_address(address)}
     return [row for row in TABLE if id(row.handler) in handlers]
-
-
-def help_text() -> str:
-    """The protocol as plain text, from the table (``qbdi osc-help``)."""
-    lines = ["Messages the server receives:", ""]
-    for row in TABLE:
-        lines.append(f"  {row.address} {row.arguments}".rstrip())
-        lines.append(f"      {row.doc}")
-    lines += ["", "Messages the server sends (to --feedback and to the sender):", ""]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"  {address} {arguments}")
-        lines.append(f"      {when}")
-    return "\n".join(lines)
-
-
-def markdown_table() -> str:
-    """The README's OSC table, from the same source."""
-    lines = ["| Address | Arguments | What it does |", "|---|---|---|"]
-    for row in TABLE:
-        doc = row.doc.replace("|", "\\|")  # a bar inside a cell would split it
-        lines.append(f"| `{row.address}` | {row.arguments.replace('|', ' or ')} | {doc} |")
-    lines += ["", "| Feedback address | Arguments | When |", "|---|---|---|"]
-    for address, arguments, when in FEEDBACK:
-        lines.append(f"| `{address}` | {arguments.replace('|', ' or ')} | {when} |")
-    return "\n".join(lines)

@@ -22,7 +22,7 @@ from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
-from qbdi.server import live_ir, osc
+from qbdi.server import live_ir, osc, osc_doc
 from qbdi.server.clocks import InternalClock
 from qbdi.server.live_ir import IrStream, LiveIr
 from qbdi.server.manual import run_until
@@ -273,7 +273,7 @@ def test_feed_addresses_are_documented_and_old_presets_stay_valid(tmp_path):
     documented = {address for address, _, _ in osc.FEEDBACK}
     assert set(FEED_ADDRESSES) <= documented
     assert {"/qbdi/ir/enable", "/qbdi/ir/threshold"} <= set(osc.BY_ADDRESS)
-    markdown = osc.markdown_table()
+    markdown = osc_doc.markdown_table()
     assert all(f"`{address}`" in markdown for address in FEED_ADDRESSES)
     old = tmp_path / "old.toml"
     old.write_text('[improviser]\nmode = "echo"\n\n[playing]\nvelocity = "follow"\n')

@@ -17,7 +17,7 @@ from pythonosc.osc_message import OscMessage
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_named_preset, load_preset
-from qbdi.server import osc
+from qbdi.server import osc, osc_doc
 from qbdi.server.clocks import InternalClock
 from qbdi.server.errors import OscSetupError
 from qbdi.server.osc_transport import OscTransport, TokenBucket, check_bind, encode
@@ -118,6 +118,7 @@ SETTINGS_CASES = [
     ("/qbdi/velocity", [64], [64], lambda s: s.playing.fixed_velocity == 64),
     ("/qbdi/ir/enable", ["on"], [1], lambda s: s.live_ir.enabled is True),
     ("/qbdi/ir/threshold", [0.5], [0.5], lambda s: s.live_ir.threshold == 0.5),
+    ("/qbdi/echo/guard", ["off"], ["off"], lambda s: s.playing.echo_guard == "off"),
 ]
 
 
@@ -283,7 +284,7 @@ def test_binding_beyond_loopback_needs_an_allowlist_and_refuses_others(tiny_chec
 
 
 def test_osc_help_and_the_readme_table_come_from_the_handlers_docstrings():
-    text, table = osc.help_text(), osc.markdown_table()
+    text, table = osc_doc.help_text(), osc_doc.markdown_table()
     for row in osc.TABLE:
         assert row.doc and row.address in text and row.doc.replace("|", "\\|") in table
 
