@@ -269,8 +269,9 @@ class Loop:
     def _send(self, message: mido.Message, step: float | None) -> None:
         """Send one message the scheduler releases; ``step`` is the step it was scheduled
         for (None: now)."""
+        sent_s = self.clock.now_s()  # before: its echo may arrive before send() returns
         self.ports.send(message)
-        self.echo.sent(self.clock.now_s(), message)
+        self.echo.sent(sent_s, message)
         self.listeners.sent(self.clock.now_steps() if step is None else step, message)
 
     def end_notes(self, reason: str, cc_when_silent: bool = True) -> None:
