@@ -11,10 +11,12 @@ a *candidate* echo; what happens to it depends on ``playing.echo_guard``:
 * ``off``: nothing is dropped.
 * ``auto`` (default): candidates are dropped only while a loop is detected from the data
   (:mod:`~qbdi.server.round_trips`: nearly every note we send comes back, note-on and
-  note-off, after the same delay). Until the round trips decide, a candidate is *held*:
-  :class:`~qbdi.server.player.PlayerInput` keeps it (and what follows it) aside and hands
-  it on at the bar's close, or drops it if a loop is found before then. So the query of a
-  bar never holds an echo that was recognised in time, and never loses a player's note.
+  note-off, after the same delay; notes the player struck one bar before at the same
+  moment, which a repeating clip plays again anyway, are no evidence). Until the round
+  trips decide, a candidate is *held*: :class:`~qbdi.server.player.PlayerInput` keeps it
+  (and what follows it) aside and hands it on at the bar's close, or drops it if a loop is
+  found before then. So the query of a bar never holds an echo that was recognised in
+  time, and never loses a player's note.
 
 In every mode a loop found or lost is logged and reported once (``on_loop(found,
 latency_ms)``), so a forced ``off`` still tells the user. A note-on of velocity 0 counts
@@ -24,6 +26,7 @@ as a note-off, as MIDI says.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
@@ -35,6 +38,7 @@ from qbdi.server.round_trips import RoundTrips
 log = logging.getLogger(__name__)
 
 OnLoop = Callable[[bool, float], None]
+HEARD_KEPT = 1024  # input note-ons remembered (one bar and a bit of them, bounded)
 
 
 class Verdict(Enum):
@@ -47,11 +51,14 @@ class EchoGuard:
     """Judges input notes against what we sent; owned by the loop thread."""
 
     def __init__(self, window_s: float = 0.05, mode: str = "auto",
-                 on_loop: OnLoop | None = None) -> None:
+                 on_loop: OnLoop | None = None,
+                 bar_s: Callable[[], float] = lambda: 2.0) -> None:
         self.window_s = window_s
         self.mode = mode
         self.trips = RoundTrips(window_s)
         self.on_loop = on_loop or (lambda found, latency_ms: None)
+        self.bar_s = bar_s  # the length of a bar now (the clock's tempo)
+        self._heard: deque[tuple[float, tuple[int, int, int]]] = deque(maxlen=HEARD_KEPT)
         self._echoed: set[tuple[int, int]] = set()  # (channel, pitch) of dropped note-ons
         self.dropped = 0  # messages dropped as echoes (note-ons and their note-offs)
         self.dropped_note_ons = 0
@@ -70,7 +77,7 @@ class EchoGuard:
         if key is None:
             return
         if key[0] == "on":
-            self.trips.sent_on(t_s, key[1:])
+            self.trips.sent_on(t_s, key[1:], counts=not self._played_a_bar_ago(t_s, key[1:]))
         else:
             self.trips.sent_off(t_s, key[1], key[2])
         self.update(t_s)  # resolves old trips: bounded without any input too
@@ -86,8 +93,10 @@ class EchoGuard:
             self.update(t_s)
             return Verdict.ECHO if self.echoed_off(message) else Verdict.PLAYER
         met = self.trips.heard_on(t_s, key[1:])
+        if met is None or not met.counts:  # the player's, as far as a repetition goes
+            self._heard.append((t_s, key[1:]))
         self.update(t_s)
-        if not met or self.mode == "off":
+        if met is None or self.mode == "off":
             return Verdict.PLAYER
         if self.mode == "on" or self.looped:
             self.drop(message)
@@ -99,6 +108,17 @@ class EchoGuard:
         self._echoed.add((message.channel, message.note))
         self.dropped += 1
         self.dropped_note_ons += 1
+
+    def _played_a_bar_ago(self, t_s: float, key: tuple[int, int, int]) -> bool:
+        """Whether the input had this key one bar before ``t_s``, within the window after
+        that moment (the time its repetition would meet our note now); 10 ms of slack
+        for a clip's clock drifting against ours."""
+        bar_s = self.bar_s()
+        start_s, end_s = t_s - bar_s - 0.01, t_s - bar_s + self.window_s + 0.01
+        while self._heard and self._heard[0][0] < t_s - 2 * bar_s:
+            self._heard.popleft()
+        return any(start_s <= heard_s <= end_s and heard == key
+                   for heard_s, heard in self._heard)
 
     def echoed_off(self, message: mido.Message) -> bool:
         """Whether a note-off ends a note-on dropped as an echo (then it is dropped too)."""

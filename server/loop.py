@@ -37,7 +37,7 @@ import mido
 
 from qbdi.bars import STEPS_PER_BAR
 from qbdi.improviser import Improviser
-from qbdi.server.clocks import Clock
+from qbdi.server.clocks import Clock, steps_per_s
 from qbdi.server.collector import BarCollector, CollectedBar
 from qbdi.server.echo import EchoGuard
 from qbdi.server.errors import PortLost
@@ -80,7 +80,8 @@ class Loop:
         self.close_ahead_steps = close_ahead_steps
         self.counters = LoopCounters()
         self.collector = BarCollector()
-        self.echo = EchoGuard(echo_window_s, state.playing.echo_guard, self.listeners.echo_loop)
+        self.echo = EchoGuard(echo_window_s, state.playing.echo_guard, self.listeners.echo_loop,
+                              lambda: STEPS_PER_BAR / steps_per_s(self.clock.tempo_bpm))
         self.player = PlayerInput(clock, self.collector, self.echo, self.listeners)
         self.responder = Responder(improviser)
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)

@@ -15,7 +15,15 @@ its note-off) has passed:
   the two delays differ by at most ``tolerance_s`` (a loop delays both alike);
 * ``HALF``: the note-on came back, the note-off did not, or not after the same delay.
 
-A loop is *found* when, of the last ``RECENT`` resolved trips (at least ``FIND_AFTER``), none
+A note the player could have played anyway is no evidence: when the player struck the same
+key one bar before, at the same moment, a repeating clip (or a player repeating a bar) sends
+it again now whether or not there is a loop. Such a trip still meets its echo, but its
+verdict is not counted (``counts=False``). A loop shows in the notes the player did not
+just play, which come back only through the loop. (An input note that met a counted trip
+is likely our own echo, not the player's: :mod:`~qbdi.server.echo` does not take it for
+something the player played.)
+
+A loop is *found* when, of the last ``RECENT`` counted trips (at least ``FIND_AFTER``), none
 is a miss and all but one at most came back whole; it is *lost* when ``LOSE_MISSES`` of
 the last ``RECENT`` are misses. Pure bookkeeping: no MIDI library, no clock, no I/O.
 """
@@ -46,6 +54,7 @@ class Trip(Enum):
 class _Open:
     key: Key
     on_s: float
+    counts: bool = True
     off_s: float | None = None
     back_on_s: float | None = None
     back_off_s: float | None = None
@@ -62,16 +71,18 @@ class RoundTrips:
         self._delays_s: deque[float] = deque(maxlen=RECENT)
         self.looped = False
         self.trips = {trip: 0 for trip in Trip}
+        self.uncounted = 0  # trips of notes the player could have played anyway
 
     @property
     def latency_s(self) -> float:
         """The median delay of the recent whole round trips (0 before any)."""
         return statistics.median(self._delays_s) if self._delays_s else 0.0
 
-    def sent_on(self, t_s: float, key: Key) -> None:
+    def sent_on(self, t_s: float, key: Key, counts: bool = True) -> None:
+        """One of our note-ons; ``counts=False``: its verdict will be no evidence."""
         if len(self._open) >= MAX_OPEN:
             self._open.popleft()
-        self._open.append(_Open(key, t_s))
+        self._open.append(_Open(key, t_s, counts))
 
     def sent_off(self, t_s: float, channel: int, pitch: int) -> None:
         """Our note-off of ``pitch``: it ends the latest of our notes of that pitch."""
@@ -80,15 +91,15 @@ class RoundTrips:
                 trip.off_s = t_s
                 return
 
-    def heard_on(self, t_s: float, key: Key) -> bool:
-        """An input note-on: True when it meets one of our note-ons (same key, within the
-        window after it, not met before). Each of ours is met once."""
+    def heard_on(self, t_s: float, key: Key) -> _Open | None:
+        """An input note-on: the trip of ours it meets (same key, within the window after
+        it, not met before), or None. Each of ours is met once."""
         for trip in self._open:
             if (trip.back_on_s is None and trip.key == key
                     and 0.0 <= t_s - trip.on_s <= self.window_s):
                 trip.back_on_s = t_s
-                return True
-        return False
+                return trip
+        return None
 
     def heard_off(self, t_s: float, channel: int, pitch: int) -> bool:
         """An input note-off: True when it meets the note-off of one of our notes whose
@@ -126,6 +137,9 @@ class RoundTrips:
         return Trip.ROUND if abs(on_delay_s - off_delay_s) <= self.tolerance_s else Trip.HALF
 
     def _record(self, trip: _Open, verdict: Trip) -> None:
+        if not trip.counts:
+            self.uncounted += 1
+            return
         self.recent.append(verdict)
         self.trips[verdict] += 1
         if verdict is Trip.ROUND and trip.back_on_s is not None:

@@ -56,15 +56,20 @@ class Played(LoopListener):
 
 
 class Rig:
-    """A server in echo mode at 120 BPM on :class:`LoopedPorts`; ``run`` plays a score."""
+    """A server in echo mode at 120 BPM on :class:`LoopedPorts`; ``run`` plays a score.
+
+    The answers go out on ``channel`` (2 by default): echo mode copies the player's last bar,
+    and on the player's channel every note of a copy is one the player struck a bar before,
+    which the guard counts as no evidence (a repeating clip plays it again anyway)."""
 
     def __init__(self, checkpoint: Path, delay_s: float = 0.003, looped: bool = True,
-                 guard: str = "auto") -> None:
+                 guard: str = "auto", channel: int = 2) -> None:
         self.clock = ManualClock(120.0)
         self.ports = LoopedPorts(self.clock, delay_s)
         self.ports.looped = looped
         state = changed(load_preset("default"), tempo_bpm=120.0,
-                        improviser={"mode": "echo"}, playing={"echo_guard": guard})
+                        improviser={"mode": "echo"},
+                        playing={"echo_guard": guard, "midi_channel": channel})
         self.feedback = MemoryFeedback()
         self.played = Played()
         improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
@@ -152,7 +157,7 @@ def test_a_looped_clip_at_a_fixed_velocity_without_a_loop_keeps_every_note(tiny_
     bars = 6
     score = merged(*(notes(*[(s + 16 * b + 0.02, p, e + 16 * b + 0.02) for s, p, e in clip])
                      for b in range(bars)))
-    kept = Rig(tiny_checkpoint, looped=False)
+    kept = Rig(tiny_checkpoint, looped=False, channel=1)
     kept.run(16 * bars - 0.1, score)  # the last bar closed, its answer not begun
     assert kept.status()["notes_in"] == 4 * bars
     assert kept.status()["echoes_dropped"] == 0 and kept.status()["echo_loop"] == 0
@@ -164,11 +169,28 @@ def test_a_looped_clip_at_a_fixed_velocity_without_a_loop_keeps_every_note(tiny_
     assert (16.02, "note_on", 60) in kept.played.notes
     kept.finish()
     # The old rule (echo guard on) throws the player's notes away.
-    forced = Rig(tiny_checkpoint, looped=False, guard="on")
+    forced = Rig(tiny_checkpoint, looped=False, guard="on", channel=1)
     forced.run(16 * bars - 0.1, score)
     assert forced.status()["echo_notes_dropped"] > 0
     assert forced.status()["notes_in"] < 4 * bars
     forced.finish()
+
+
+def test_a_clip_that_ends_its_notes_with_ours_is_still_no_loop(tiny_checkpoint):
+    """The hardest look-alike: the clip on the grid, 2.5 ms after our answer, ending with
+    it, so every meeting is a whole round trip. Each such note is one the clip struck a bar
+    before at the same moment: no evidence, no loop, nothing dropped."""
+    clip = [(0, 60, 1), (4, 64, 5), (8, 67, 9), (12, 72, 13)]
+    bars = 8
+    score = merged(*(notes(*[(s + 16 * b + 0.02, p, e + 16 * b + 0.02) for s, p, e in clip])
+                     for b in range(bars)))
+    rig = Rig(tiny_checkpoint, looped=False, channel=1)
+    rig.run(16 * bars - 0.1, score)
+    trips = rig.server.loop.echo.trips
+    assert trips.uncounted >= 4 * (bars - 2) and list(trips.recent) == []
+    assert rig.status()["echo_loop"] == 0 and rig.status()["echoes_dropped"] == 0
+    assert rig.status()["notes_in"] == 4 * bars
+    rig.finish()
 
 
 def test_sparse_answers_looped_back_are_found_after_four_round_trips(tiny_checkpoint):
@@ -178,6 +200,18 @@ def test_sparse_answers_looped_back_are_found_after_four_round_trips(tiny_checkp
     # echo, held in bar 4, is dropped, and bar 5 has nothing to answer.
     assert rig.sent_on_steps() == [16, 32, 48, 64]
     assert rig.feedback.addressed("/qbdi/echo/loop") == [[1, 0.0]]
+    rig.finish()
+
+
+def test_in_echo_mode_on_the_players_channel_a_loop_looks_like_a_repeating_player(
+        tiny_checkpoint):
+    """Echo mode answers with the player's last bar: every note of it is one the player
+    struck a bar before, so whether it comes back through a loop or from a clip repeating
+    itself cannot be told. The guard drops nothing (echo guard on does: README)."""
+    rig = Rig(tiny_checkpoint, delay_s=0.003, channel=1)
+    rig.run(63, FIVE_NOTES)
+    assert rig.status()["echo_loop"] == 0 and rig.status()["echoes_dropped"] == 0
+    assert len(rig.sent_on_steps()) == 5 * 3  # bar 0 goes round: answered in bars 1, 2, 3
     rig.finish()
 
 

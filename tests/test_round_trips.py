@@ -96,6 +96,17 @@ def test_each_note_we_send_is_met_once_and_only_within_the_window():
     assert not trips.heard_off(1.04, 0, 60)  # our note-off has not gone yet
 
 
+def test_a_note_the_player_could_have_played_anyway_is_no_evidence():
+    trips = RoundTrips()
+    for i in range(10):
+        trips.sent_on(i * 0.5, KEY, counts=False)
+        trips.heard_on(i * 0.5 + 0.002, KEY)
+        trips.sent_off(i * 0.5 + 0.1, 0, 60)
+        trips.heard_off(i * 0.5 + 0.102, 0, 60)
+        trips.judge(i * 0.5 + 0.3)
+    assert trips.uncounted == 10 and list(trips.recent) == [] and not trips.looped
+
+
 def test_open_trips_are_bounded():
     trips = RoundTrips()
     for i in range(MAX_OPEN + 100):
