@@ -9,6 +9,9 @@ a *candidate* echo; what happens to it depends on ``playing.echo_guard``:
   pitch too). This also drops a player's note that looks like ours, which a looped clip
   at a fixed velocity, answered in the same rhythm, does all the time.
 * ``off``: nothing is dropped.
+
+While a loop is found, an echo arriving up to ``LATE_S`` after its note (a stalled machine)
+is still dropped.
 * ``auto`` (default): candidates are dropped only while a loop is detected from the data
   (:mod:`~qbdi.server.round_trips`: nearly every note we send comes back, note-on and
   note-off, after the same delay; notes the player struck one bar before at the same
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 OnLoop = Callable[[bool, float], None]
 HEARD_KEPT = 1024  # input note-ons remembered (one bar and a bit of them, bounded)
+LATE_S = 0.25  # while a loop is found, an echo this late is still recognised
 
 
 class Verdict(Enum):
@@ -96,8 +100,12 @@ class EchoGuard:
         if met is None or not met.counts:  # the player's, as far as a repetition goes
             self._heard.append((t_s, key[1:]))
         self.update(t_s)
-        if met is None or self.mode == "off":
+        if self.mode == "off":
             return Verdict.PLAYER
+        if met is None:
+            late = self.looped and self.trips.heard_late(t_s, key[1:], LATE_S)
+            if not late:
+                return Verdict.PLAYER
         if self.mode == "on" or self.looped:
             self.drop(message)
             return Verdict.ECHO

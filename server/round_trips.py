@@ -42,6 +42,7 @@ RECENT: Final = 8
 FIND_AFTER: Final = 4
 LOSE_MISSES: Final = 6
 MAX_OPEN: Final = 512  # trips awaiting their verdict; older ones are forgotten unjudged
+MAX_MISSED: Final = 256  # missed trips kept for an echo arriving late (heard_late)
 
 
 class Trip(Enum):
@@ -67,6 +68,7 @@ class RoundTrips:
         self.window_s = window_s
         self.tolerance_s = tolerance_s
         self._open: deque[_Open] = deque()
+        self._missed: deque[_Open] = deque(maxlen=MAX_MISSED)
         self.recent: deque[Trip] = deque(maxlen=RECENT)
         self._delays_s: deque[float] = deque(maxlen=RECENT)
         self.looped = False
@@ -100,6 +102,18 @@ class RoundTrips:
                 trip.back_on_s = t_s
                 return trip
         return None
+
+    def heard_late(self, t_s: float, key: Key, late_s: float) -> bool:
+        """An input note-on that met none of ours in time: True when it meets one of ours
+        missed less than ``late_s`` before (an echo delayed by a stalled machine). The
+        verdict stays a miss; the trip is met once."""
+        while self._missed and t_s - self._missed[0].on_s > late_s:
+            self._missed.popleft()
+        for index, trip in enumerate(self._missed):
+            if trip.key == key and t_s >= trip.on_s:
+                del self._missed[index]
+                return True
+        return False
 
     def heard_off(self, t_s: float, channel: int, pitch: int) -> bool:
         """An input note-off: True when it meets the note-off of one of our notes whose
@@ -137,6 +151,8 @@ class RoundTrips:
         return Trip.ROUND if abs(on_delay_s - off_delay_s) <= self.tolerance_s else Trip.HALF
 
     def _record(self, trip: _Open, verdict: Trip) -> None:
+        if verdict is Trip.MISS:
+            self._missed.append(trip)
         if not trip.counts:
             self.uncounted += 1
             return
@@ -160,6 +176,7 @@ class RoundTrips:
     def forget(self) -> None:
         """Start over (the guard was switched): no open trips, no evidence, no loop."""
         self._open.clear()
+        self._missed.clear()
         self.recent.clear()
         self._delays_s.clear()
         self.looped = False

@@ -31,12 +31,14 @@ class LoopedPorts(MemoryPorts):
     def __init__(self, clock: ManualClock, delay_s: float) -> None:
         super().__init__(now=clock.now_steps)
         self.clock, self.delay_s, self.looped = clock, delay_s, True
+        self.stalled: dict[int, float] = {}  # pitch -> the delay of its echoes instead
         self._coming: list[tuple[float, mido.Message]] = []
 
     def send(self, message: mido.Message) -> None:
         super().send(message)
         if self.looped:
-            self._coming.append((self.clock.now_s() + self.delay_s, message.copy()))
+            delay_s = self.stalled.get(getattr(message, "note", -1), self.delay_s)
+            self._coming.append((self.clock.now_s() + delay_s, message.copy()))
 
     def deliver_due(self) -> None:
         due = [m for t, m in self._coming if t <= self.clock.now_s()]
@@ -146,6 +148,18 @@ def test_a_real_loop_is_found_in_the_first_answer_bar_and_no_echo_reaches_a_quer
     assert len(reports) == 1 and reports[0][0] == 1
     assert 3.0 <= reports[0][1] <= 4.0  # the delay, measured on 1.25 ms ticks
     assert sum("qbdi out is routed back into qbdi in" in r.message for r in caplog.records) == 1
+    rig.finish()
+
+
+def test_a_found_loops_echo_delayed_by_a_stall_is_still_dropped(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint, delay_s=0.003)
+    rig.run(31, FIVE_NOTES)
+    assert rig.status()["echo_loop"] == 1
+    rig.ports.stalled = {64: 0.2}  # one echo 200 ms late: a miss, and still an echo
+    rig.run(47, notes((32, 60, 33), (34, 62, 35), (36, 64, 37), (38, 65, 39), (40, 67, 41)))
+    rig.run(80)  # bar 2's answer, in bar 3, comes back (64 late)
+    assert rig.status()["notes_in"] == 10 and rig.status()["echo_notes_dropped"] == 10
+    assert rig.status()["echo_loop"] == 1
     rig.finish()
 
 

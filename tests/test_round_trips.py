@@ -107,6 +107,20 @@ def test_a_note_the_player_could_have_played_anyway_is_no_evidence():
     assert trips.uncounted == 10 and list(trips.recent) == [] and not trips.looped
 
 
+def test_a_missed_note_can_still_be_met_late_once():
+    trips = RoundTrips(window_s=0.05)
+    trips.sent_on(1.0, KEY)
+    trips.judge(1.06)
+    assert list(trips.recent) == [Trip.MISS]
+    assert not trips.heard_late(1.2, (0, 61, 64), late_s=0.25)  # another key
+    assert trips.heard_late(1.2, KEY, late_s=0.25)
+    assert not trips.heard_late(1.21, KEY, late_s=0.25)  # met once
+    trips.sent_on(2.0, KEY)
+    trips.judge(2.06)
+    assert not trips.heard_late(2.3, KEY, late_s=0.25)  # too late
+    assert list(trips.recent) == [Trip.MISS, Trip.MISS]
+
+
 def test_open_trips_are_bounded():
     trips = RoundTrips()
     for i in range(MAX_OPEN + 100):
