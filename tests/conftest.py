@@ -11,6 +11,9 @@ QUERIES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quer
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run long soak/fuzz tests")
+    parser.addoption("--soak-clients-minutes", type=float, default=0.0,
+                     help="run the real-time soak with outside programs for this long "
+                          "(tests/test_soak_clients.py; 30 in the README)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
