@@ -31,12 +31,13 @@ from pathlib import Path
 
 import mido
 
+# The tests' harness for outside programs on a JACK server of one's own.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from outside_clients import (  # the tests' harness for outside programs
+from jack_session import session
+from outside_clients import (
     OscDump,
     oscsend,
     preset_file,
-    session,
     start_clip,
     start_serve,
 )

@@ -20,13 +20,13 @@ import time
 
 import mido
 import pytest
+from jack_session import session
 from outside_clients import (
     MidiDump,
     OscDump,
     note_ons,
     oscsend,
     preset_file,
-    session,
     sounding_after,
     start_clip,
     start_serve,

@@ -17,13 +17,13 @@ import threading
 import time
 
 import pytest
+from jack_session import session
 from outside_clients import (
     MidiDump,
     OscDump,
     note_ons,
     oscsend,
     preset_file,
-    session,
     sounding_after,
     start_clip,
     start_serve,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from outside_clients import Output, free_udp_port
+from jack_session import Output, free_udp_port
 from stress_rig import OscClient
 from studio_surface import feedback_addresses, refusal
 
