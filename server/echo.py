@@ -14,8 +14,8 @@ While a loop is found, an echo arriving up to ``LATE_S`` after its note (a stall
 is still dropped.
 * ``auto`` (default): candidates are dropped only while a loop is detected from the data
   (:mod:`~qbdi.server.round_trips`: nearly every note we send comes back, note-on and
-  note-off, after the same delay; notes the player struck one bar before at the same
-  moment, which a repeating clip plays again anyway, are no evidence). Until the round
+  note-off, after the same delay; notes whose key the player struck in the last two bars,
+  which a looped clip plays again anyway, are no evidence). Until the round
   trips decide, a candidate is *held*: :class:`~qbdi.server.player.PlayerInput` keeps it
   (and what follows it) aside and hands it on at the bar's close, or drops it if a loop is
   found before then. So the query of a bar never holds an echo that was recognised in
@@ -41,7 +41,9 @@ from qbdi.server.round_trips import RoundTrips
 log = logging.getLogger(__name__)
 
 OnLoop = Callable[[bool, float], None]
-HEARD_KEPT = 1024  # input note-ons remembered (one bar and a bit of them, bounded)
+HEARD_KEPT = 1024  # input note-ons remembered (two bars and a bit of them, bounded)
+LATELY_BARS = 2  # a key struck this many bars back may come again from a looped clip
+LATELY_SLACK_S = 0.1  # and a little more: a clip's clock drifts, a loaded machine stalls
 LATE_S = 0.25  # while a loop is found, an echo this late is still recognised
 
 
@@ -81,7 +83,7 @@ class EchoGuard:
         if key is None:
             return
         if key[0] == "on":
-            self.trips.sent_on(t_s, key[1:], counts=not self._played_a_bar_ago(t_s, key[1:]))
+            self.trips.sent_on(t_s, key[1:], counts=not self._played_lately(t_s, key[1:]))
         else:
             self.trips.sent_off(t_s, key[1], key[2])
         self.update(t_s)  # resolves old trips: bounded without any input too
@@ -117,16 +119,15 @@ class EchoGuard:
         self.dropped += 1
         self.dropped_note_ons += 1
 
-    def _played_a_bar_ago(self, t_s: float, key: tuple[int, int, int]) -> bool:
-        """Whether the input had this key one bar before ``t_s``, within the window after
-        that moment (the time its repetition would meet our note now); 10 ms of slack
-        for a clip's clock drifting against ours."""
-        bar_s = self.bar_s()
-        start_s, end_s = t_s - bar_s - 0.01, t_s - bar_s + self.window_s + 0.01
-        while self._heard and self._heard[0][0] < t_s - 2 * bar_s:
+    def _played_lately(self, t_s: float, key: tuple[int, int, int]) -> bool:
+        """Whether the player struck this key in the last ``LATELY_BARS`` bars before
+        ``t_s``: a clip looping them plays it again now, loop or no loop. (Measured in a
+        30-minute run: matching only the same moment one bar before, a clip drifting
+        against our clock on a loaded machine escaped it, and made a loop of copies.)"""
+        since_s = t_s - LATELY_BARS * self.bar_s() - LATELY_SLACK_S
+        while self._heard and self._heard[0][0] < since_s:
             self._heard.popleft()
-        return any(start_s <= heard_s <= end_s and heard == key
-                   for heard_s, heard in self._heard)
+        return any(heard == key for _, heard in self._heard)
 
     def echoed_off(self, message: mido.Message) -> bool:
         """Whether a note-off ends a note-on dropped as an echo (then it is dropped too)."""

@@ -16,8 +16,8 @@ its note-off) has passed:
 * ``HALF``: the note-on came back, the note-off did not, or not after the same delay.
 
 A note the player could have played anyway is no evidence: when the player struck the same
-key one bar before, at the same moment, a repeating clip (or a player repeating a bar) sends
-it again now whether or not there is a loop. Such a trip still meets its echo, but its
+key in the last bars, a looped clip (or a player repeating a bar) sends it again now
+whether or not there is a loop. Such a trip still meets its echo, but its
 verdict is not counted (``counts=False``). A loop shows in the notes the player did not
 just play, which come back only through the loop. (An input note that met a counted trip
 is likely our own echo, not the player's: :mod:`~qbdi.server.echo` does not take it for
