@@ -1,10 +1,11 @@
 """Reading and writing standard MIDI files as notes on the sixteenth grid.
 
-The only module of the core that touches MIDI files. Reading merges every track, ignores
-channel 10 (drums) unless asked, treats a note-on of velocity 0 as a note-off, quantises
-onsets and releases to the nearest sixteenth (a note shorter than a sixteenth keeps one
-step), and keeps the tempo map and the time signatures so that a rendered file plays at the
-query's beats and tempo.
+The only module of the core that touches MIDI files. Reading goes through the tolerant
+reader of :mod:`qbdi.smf` (a damaged file is read as far as it can be, and what was skipped
+is listed in ``Score.warnings``), merges every track, ignores channel 10 (drums) unless
+asked, treats a note-on of velocity 0 as a note-off, quantises onsets and releases to the
+nearest sixteenth (a note shorter than a sixteenth keeps one step), and keeps the tempo
+map and the time signatures so that a rendered file plays at the query's beats and tempo.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mido
-
+from qbdi import smf_write
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT, Note
 from qbdi.errors import MetreError, MidiFileError
+from qbdi.smf import SmfError, parse_smf
+from qbdi.smf_types import Smf, SmfTrack
 
 DRUM_CHANNEL = 9  # channel 10 in the 1-based numbering musicians use
 DEFAULT_TEMPO_US = 500_000  # 120 BPM, the MIDI default
@@ -45,6 +47,9 @@ class Score:
     source: str = ""
     dropped_drum_notes: int = 0
     unmatched_note_offs: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """What reading skipped or assumed, one line each, naming the file (bounded: a file with
+    thousands of bad events gives a handful of lines and a count)."""
 
     @property
     def n_steps(self) -> int:
@@ -76,86 +81,113 @@ class Score:
             )
 
 
+MAX_BARS = 10_000
+"""Notes that start later are dropped (with a warning): 10,000 bars of 4/4 last 5.5 hours at
+120 BPM, so a note that far is almost always a damaged delta time, and reading it would
+build millions of empty bars."""
+MAX_STEPS = MAX_BARS * STEPS_PER_BAR
+
+
 def read_midi(path: str | Path, include_drums: bool = False, track: str | None = None) -> Score:
     """Read a MIDI file into a :class:`Score`; raise :class:`MidiFileError` naming the file.
+
+    Damaged files are read as far as they can be (:mod:`qbdi.smf`); what was skipped is in
+    ``Score.warnings``. Refused: a missing file, bytes that are not MIDI, a file with no
+    notes to read (drums aside, unless ``include_drums``).
 
     ``track``: take the notes of the tracks of that name alone (e.g. ``player`` of a
     ``qbdi serve --record`` take); the tempo map and metre still come from every track.
     """
+    return score_of(load_smf(path), path, include_drums, track)
+
+
+def load_smf(path: str | Path) -> Smf:
+    """The file at ``path`` as read by the tolerant reader; :class:`MidiFileError` if it
+    is missing, unreadable, or not a MIDI file."""
     path = Path(path)
     if not path.is_file():
         raise MidiFileError(path, "no such file")
     try:
-        midi = mido.MidiFile(path, clip=True)
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as err:
-        raise MidiFileError(path, f"not a readable MIDI file ({err})") from err
-    if midi.type == 2:
-        raise MidiFileError(path, "MIDI type 2 (independent sequences) is not supported")
-    if midi.ticks_per_beat <= 0:
-        raise MidiFileError(path, f"invalid ticks per beat {midi.ticks_per_beat} (SMPTE time?)")
-    if track is not None:
-        midi.tracks = _notes_of_track_only(midi, track, path)
-    score = _score_from_messages(midi, include_drums)
+        return parse_smf(path.read_bytes())
+    except OSError as err:
+        raise MidiFileError(path, f"cannot be read ({err.strerror or err})") from err
+    except SmfError as err:
+        raise MidiFileError(path, str(err)) from err
+
+
+def score_of(smf: Smf, path: str | Path, include_drums: bool = False,
+             track: str | None = None) -> Score:
+    """The :class:`Score` of a file read by :func:`load_smf` (see :func:`read_midi`)."""
+    names = [t.name for t in smf.tracks]
+    if track is not None and track not in names:
+        listing = ", ".join(repr(n) for n in names if n) or "none has a name"
+        raise MidiFileError(path, f"no track named {track!r} (tracks: {listing})")
+    note_tracks = [t for t in smf.tracks if track is None or t.name == track]
+    score = _score_from_tracks(smf, note_tracks, include_drums)
     score.source = str(path)
+    score.warnings = [*(f"{path}: {line}" for line in smf.notes_on_timing),
+                      *smf.problem_lines(str(path)),
+                      *(f"{path}: {line}" for line in score.warnings)]
     if not score.notes:
-        raise MidiFileError(path, "contains no notes")
+        raise MidiFileError(path, f"contains no notes{_why_no_notes(smf, score)}")
     return score
 
 
-def _notes_of_track_only(midi: mido.MidiFile, name: str, path: Path) -> list[mido.MidiTrack]:
-    """The file's tracks with the channel messages of every track not called ``name``
-    left out (their time folded into the next message kept)."""
-    names = [track.name for track in midi.tracks]
-    if name not in names:
-        listing = ", ".join(repr(n) for n in names if n) or "none has a name"
-        raise MidiFileError(path, f"no track named {name!r} (tracks: {listing})")
-    tracks = []
-    for track in midi.tracks:
-        if track.name == name:
-            tracks.append(track)
-            continue
-        kept, carried = mido.MidiTrack(), 0
-        for message in track:
-            if message.is_meta:
-                kept.append(message.copy(time=message.time + carried))
-                carried = 0
-            else:
-                carried += message.time
-        tracks.append(kept)
-    return tracks
+def _why_no_notes(smf: Smf, score: Score) -> str:
+    if score.dropped_drum_notes:
+        return f" but {score.dropped_drum_notes} drum notes on channel 10, which are ignored"
+    if smf.problems.total:
+        first = smf.problems.detailed[0]
+        where = f"track {first.track + 1}: " if first.track is not None else ""
+        return (f" it could read ({smf.problems.total:,} problems while reading; first: "
+                f"{where}{first.what})")
+    return ""
 
 
-def _score_from_messages(midi: mido.MidiFile, include_drums: bool) -> Score:
-    ticks_per_step = midi.ticks_per_beat / STEPS_PER_BEAT
+def _score_from_tracks(smf: Smf, note_tracks: list[SmfTrack], include_drums: bool) -> Score:
+    ticks_per_step = smf.ticks_per_beat / STEPS_PER_BEAT
     score = Score(notes=[], tempos=[])
-    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (tick, vel)
-    tick = 0
-    for message in mido.merge_tracks(midi.tracks):
-        tick += message.time
-        step = round(tick / ticks_per_step)
-        if message.type == "set_tempo":
-            score.tempos.append((step, message.tempo))
-        elif message.type == "time_signature":
-            score.time_signatures.append(
-                TimeSignature(step, message.numerator, message.denominator)
-            )
-        elif message.type in ("note_on", "note_off"):
-            if message.channel == DRUM_CHANNEL and not include_drums:
-                score.dropped_drum_notes += message.type == "note_on" and message.velocity > 0
-                continue
-            key = (message.channel, message.note)
-            if key in sounding:  # any note event ends the note already sounding there
-                start_tick, velocity = sounding.pop(key)
-                score.notes.append(_note(start_tick, tick, message.note, velocity, ticks_per_step))
-            elif message.type == "note_off" or message.velocity == 0:
-                score.unmatched_note_offs += 1
-            if message.type == "note_on" and message.velocity > 0:
-                sounding[key] = (tick, message.velocity)
-    for (_, pitch), (start_tick, velocity) in sounding.items():  # still on at the end
-        score.notes.append(_note(start_tick, tick, pitch, velocity, ticks_per_step))
-    score.notes.sort()
+    for track in smf.tracks:
+        score.tempos += [(round(tick / ticks_per_step), tempo) for tick, tempo in track.tempos]
+        score.time_signatures += [TimeSignature(round(tick / ticks_per_step), n, d)
+                                  for tick, n, d in track.time_signatures]
+    score.time_signatures.sort(key=lambda t: t.step)
+    # A note still sounding at the end lasts to the last event of the piece, or, in a track
+    # cut short by damage, to the damage (its note-off was lost there).
+    piece_end_tick = max((t.end_tick for t in smf.tracks), default=0)
+    end_ticks = [t.end_tick if t.damaged else piece_end_tick for t in note_tracks]
+    # one timeline, in time order, tracks in file order at equal ticks (a stable sort)
+    events = sorted(((*e, i) for i, t in enumerate(note_tracks) for e in t.notes),
+                    key=lambda e: e[0])
+    sounding: dict[tuple[int, int], tuple[int, int, int]] = {}  # (channel, pitch) ->
+    for tick, channel, pitch, velocity, track in events:  # (tick, velocity, track)
+        if channel == DRUM_CHANNEL and not include_drums:
+            score.dropped_drum_notes += velocity > 0
+            continue
+        key = (channel, pitch)
+        if key in sounding:  # any note event ends the note already sounding there
+            start_tick, start_velocity, _ = sounding.pop(key)
+            score.notes.append(_note(start_tick, tick, pitch, start_velocity, ticks_per_step))
+        elif velocity == 0:
+            score.unmatched_note_offs += 1
+        if velocity > 0:
+            sounding[key] = (tick, velocity, track)
+    for (_, pitch), (start_tick, velocity, track) in sounding.items():  # still on at the end
+        score.notes.append(_note(start_tick, max(end_ticks[track], start_tick), pitch, velocity,
+                                 ticks_per_step))
+    score.notes = _within_limit(sorted(score.notes), score)
     score.tempos = _clean_tempos(score.tempos)
     return score
+
+
+def _within_limit(notes: list[Note], score: Score) -> list[Note]:
+    """The notes that start before :data:`MAX_STEPS`, each ending by then."""
+    kept = [n if n.end_step <= MAX_STEPS else Note(n.start_step, n.pitch, MAX_STEPS, n.velocity)
+            for n in notes if n.start_step < MAX_STEPS]
+    if len(kept) < len(notes):
+        score.warnings.append(f"{len(notes) - len(kept):,} notes after bar {MAX_BARS:,} dropped "
+                              "(a damaged delta time?)")
+    return kept
 
 
 def _note(start_tick: int, end_tick: int, pitch: int, velocity: int, ticks_per_step: float) -> Note:
@@ -188,40 +220,30 @@ def write_midi(
 ) -> None:
     """Write a type-1 MIDI file: a conductor track (tempo, metre), then one track per Track.
 
-    Every note-on is followed by its note-off; the result reads back with
-    :func:`read_midi` to the same notes.
+    Every note-on is followed by its note-off; at one tick note-offs come first, so a
+    repeated pitch is struck again cleanly. The result reads back with :func:`read_midi` to
+    the same notes.
     """
     ticks_per_step = ticks_per_beat // STEPS_PER_BEAT
-    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
-    conductor = [(s * ticks_per_step, mido.MetaMessage("set_tempo", tempo=t)) for s, t in tempos]
-    conductor += [
-        (
-            ts.step * ticks_per_step,
-            mido.MetaMessage("time_signature", numerator=ts.numerator, denominator=ts.denominator),
-        )
-        for ts in time_signatures
-    ]
-    midi.tracks.append(_to_track(conductor, "qbdi"))
+    conductor = [(step * ticks_per_step, 1, smf_write.set_tempo(tempo)) for step, tempo in tempos]
+    conductor += [(ts.step * ticks_per_step, 1,
+                   smf_write.time_signature(ts.numerator, ts.denominator))
+                  for ts in time_signatures]
+    chunks = [_chunk("qbdi", conductor)]
     for track in tracks:
         events = []
         for note in track.notes:
-            on = mido.Message("note_on", channel=track.channel, note=note.pitch,
-                              velocity=max(1, min(127, note.velocity)))
-            off = mido.Message("note_off", channel=track.channel, note=note.pitch, velocity=0)
-            events.append((note.start_step * ticks_per_step, on))
-            events.append((note.end_step * ticks_per_step, off))
-        midi.tracks.append(_to_track(events, track.name))
-    midi.save(path)
+            velocity = max(1, min(127, note.velocity))
+            events.append((note.start_step * ticks_per_step, 1,
+                           bytes((0x90 | track.channel, note.pitch, velocity))))
+            events.append((note.end_step * ticks_per_step, 0,
+                           bytes((0x80 | track.channel, note.pitch, 0))))
+        chunks.append(_chunk(track.name, events))
+    header = smf_write.header_chunk(len(chunks), ticks_per_beat)
+    Path(path).write_bytes(header + b"".join(chunks))
 
 
-def _to_track(events: list[tuple[int, mido.Message]], name: str) -> mido.MidiTrack:
-    # note-offs sort before note-ons at the same tick so a repeated pitch re-strikes cleanly
-    events = sorted(events, key=lambda e: (e[0], e[1].type != "note_off"))
-    track = mido.MidiTrack()
-    if name:
-        track.append(mido.MetaMessage("track_name", name=name))
-    last_tick = 0
-    for tick, message in events:
-        track.append(message.copy(time=tick - last_tick))
-        last_tick = tick
-    return track
+def _chunk(name: str, events: list[tuple[int, int, bytes]]) -> bytes:
+    """A track chunk from ``(tick, order, bytes)``: by tick, then order (note-offs are 0)."""
+    ordered = sorted(events, key=lambda event: (event[0], event[1]))
+    return smf_write.track_chunk(smf_write.events_body(name, [(t, e) for t, _, e in ordered]))

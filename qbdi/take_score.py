@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import mido
 import numpy as np
 
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT, n_bars_for, notes_to_bars
 from qbdi.errors import MidiFileError
-from qbdi.midifile import read_midi
+from qbdi.midifile import load_smf, score_of
 from qbdi.scoring import agreement
+from qbdi.smf_types import Smf
 
 MARKER = re.compile(r"^(?P<mode>\w+), (?:(?P<bits>\d+) bits|full rate)$")
 
@@ -38,22 +39,18 @@ class TakeScore:
         return asdict(self)
 
 
-def read_markers(path: Path) -> tuple[list[tuple[float, str, int | str]], float]:
+def read_markers(smf: Smf) -> tuple[list[tuple[float, str, int | str]], float]:
     """The take's ``(step, mode, budget)`` markers in time order, and its length in steps
     (its last event, a silent answer's bar included)."""
-    midi = mido.MidiFile(path)
-    steps_per_tick = STEPS_PER_BEAT / midi.ticks_per_beat
+    steps_per_tick = STEPS_PER_BEAT / smf.ticks_per_beat
     markers: list[tuple[float, str, int | str]] = []
-    length_steps = 0.0
-    for track in midi.tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            found = MARKER.match(message.text) if message.type == "marker" else None
+    for track in smf.tracks:
+        for tick, text in track.markers:
+            found = MARKER.match(text)
             if found:
                 bits = int(found["bits"]) if found["bits"] else "full"
                 markers.append((tick * steps_per_tick, found["mode"], bits))
-        length_steps = max(length_steps, tick * steps_per_tick)
+    length_steps = max((t.end_tick for t in smf.tracks), default=0) * steps_per_tick
     return sorted(markers, key=lambda m: m[0]), length_steps
 
 
@@ -67,14 +64,20 @@ def settings_per_bar(markers: list[tuple[float, str, int | str]],
     return per_bar
 
 
-def score_take(path: str | Path) -> list[TakeScore]:
+def score_take(path: str | Path,
+               warn: Callable[[str], None] = lambda line: None) -> list[TakeScore]:
     """Per budget, the answers against the bars they answered; budgets in increasing
     order, full rate last. Raises :class:`MidiFileError` naming the file when it is not a
-    take (no ``player`` or ``qbdi`` track, no notes, no markers)."""
+    take (no ``player`` or ``qbdi`` track, no notes, no markers). What reading the file
+    skipped goes to ``warn``, a line at a time."""
     path = Path(path)
-    player = read_midi(path, track="player").notes
-    answers = read_midi(path, track="qbdi").notes
-    markers, length_steps = read_markers(path)
+    smf = load_smf(path)
+    player = score_of(smf, path, track="player")
+    answers = score_of(smf, path, track="qbdi")
+    for line in dict.fromkeys(player.warnings + answers.warnings):
+        warn(line)
+    player, answers = player.notes, answers.notes
+    markers, length_steps = read_markers(smf)
     n_bars = max(n_bars_for(player), n_bars_for(answers), math.ceil(length_steps / STEPS_PER_BAR))
     played, answered = notes_to_bars(player, n_bars), notes_to_bars(answers, n_bars)
     settings = settings_per_bar(markers, n_bars)

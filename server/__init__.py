@@ -12,7 +12,8 @@ One module per job:
   (ignore our own output coming back, while :mod:`~qbdi.server.round_trips` shows that it
   does), and :mod:`~qbdi.server.loop` that runs them;
 * control: :mod:`~qbdi.server.control` (validated changes), :mod:`~qbdi.server.osc` (the
-  one address table; :mod:`~qbdi.server.osc_doc` prints it),
+  one address table; :mod:`~qbdi.server.osc_routing` routes to it,
+  :mod:`~qbdi.server.osc_docs` prints it),
   :mod:`~qbdi.server.osc_transport` (UDP);
 * what watches the loop, as listeners of :mod:`~qbdi.server.events`:
   :mod:`~qbdi.server.feedback` (OSC reports), :mod:`~qbdi.server.live_ir` (information

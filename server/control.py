@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from qbdi.errors import QbdiError
 from qbdi.presets import load_named_preset
-from qbdi.server import osc
+from qbdi.server import osc, osc_routing
 from qbdi.server.loop import Loop
 from qbdi.settings import Preset, changed, describe_error
 
@@ -42,7 +42,7 @@ class Control:
         self.feedback = feedback
         self._preset_loader = preset_loader
         self._status_counts = status_counts  # extra status pairs, e.g. the OSC transport's
-        self._dispatcher = osc.build_dispatcher()
+        self._dispatcher = osc_routing.build_dispatcher()
         self._reply_to: Address | None = None  # the sender of the message in hand
         self.osc_errors = 0
 
@@ -53,7 +53,7 @@ class Control:
     # -- OSC ------------------------------------------------------------------------------
     def handle_osc(self, address: str, args: list[Any], sender: Address | None) -> None:
         """Run the handlers an address (or pattern) names; refuse what they refuse."""
-        rows = osc.rows_for(self._dispatcher, address)
+        rows = osc_routing.rows_for(self._dispatcher, address)
         if not rows:
             self._refuse(sender, f"{address[:64]}: unknown address")
             return

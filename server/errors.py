@@ -20,3 +20,7 @@ class PortLost(QbdiError):
 
 class OscSetupError(QbdiError):
     """The OSC socket cannot be opened, or its options are unsafe (open bind, no allowlist)."""
+
+
+class WebSetupError(QbdiError):
+    """The web surface or the OSCQuery server cannot listen, or their options are unsafe."""

@@ -1,12 +1,14 @@
 """The OSC address table: every address the server answers, in one place.
 
-Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and the README
-table is made from it (:mod:`~qbdi.server.osc_doc`). Handlers run on the loop thread (the
-socket thread only enqueues), take the server's :class:`Controls` and the message's
-arguments, and either apply a new validated state or raise ``ValueError`` with the reason;
-the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
+Each handler's docstring is its documentation: ``qbdi osc-help`` prints it and
+:func:`~qbdi.server.osc_docs.markdown_table` writes the README table from it; each row's
+:class:`~qbdi.server.osc_values.Arg` generates the OSCQuery namespace. Handlers run on the
+loop thread (the socket thread only enqueues), take the server's :class:`Controls` and the
+message's arguments, and either apply a new validated state or raise ``ValueError`` with the
+reason; the server then replies ``/qbdi/error <reason>`` and keeps the previous value.
 
-This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams.
+This module knows nothing of sockets; :mod:`qbdi.server.osc_transport` carries datagrams and
+:mod:`~qbdi.server.osc_routing` finds the rows an incoming address (or pattern) names.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pythonosc.dispatcher import Dispatcher
-
 from qbdi.server import osc_values as values
+from qbdi.server.osc_values import Arg
 from qbdi.settings import (
     ECHO_GUARDS,
     MAX_BUDGET_BITS,
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
     MODES,
     SILENCE_POLICIES,
     STATS_SOURCES,
@@ -69,12 +72,15 @@ Report = Callable[[Preset], list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class OscAddress:
-    """One row of the table: the address, its arguments, what to do and what to report."""
+    """One row of the table: the address, its arguments (as text, and as an :class:`Arg`
+    for the OSCQuery namespace and the browser surface; None: no arguments), what to do and
+    what to report."""
 
     address: str
     arguments: str
     handler: Handler
     report: Report | None = None  # the value sent back after a change
+    value: Arg | None = None
 
     @property
     def doc(self) -> str:
@@ -206,11 +212,10 @@ def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
 
 
 def echo_guard(ctl: Controls, args: Sequence[Any]) -> None:
-    """Our own notes coming back to qbdi in (a DAW routing qbdi out into it). auto: drop
-    them only while the notes show such a loop (nearly every note we send comes back, on
-    and off, after the same few ms; reported by /qbdi/echo/loop); on: always drop an input
-    note-on equal to one we sent in the last 50 ms, and its note-off; off: never drop.
-    Replies /qbdi/echo/guard."""
+    """Our own notes routed back into qbdi in. auto: drop them while the notes show such a
+    loop (nearly every note we send comes back, on and off, after the same few ms; said by
+    /qbdi/echo/loop); on: always drop an input note-on equal to one sent in the last 50 ms,
+    and its note-off; off: never. Replies /qbdi/echo/guard."""
     ctl.change(playing={"echo_guard": values.choice(values.one(args), ECHO_GUARDS)})
 
 
@@ -219,29 +224,36 @@ def _velocity_report(state: Preset) -> list[Any]:
     return ["follow"] if play.velocity == "follow" else [play.fixed_velocity]
 
 
+SWITCH = Arg("i", vals=(0, 1))
 TABLE: tuple[OscAddress, ...] = (
-    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits,
-               lambda s: [s.improviser.budget_bits]),
-    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode]),
-    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm]),
+    OscAddress("/qbdi/bits", 'int >= 0 | "full"', bits, lambda s: [s.improviser.budget_bits],
+               Arg("i", 0, MAX_BUDGET_BITS, also=("full",))),
+    OscAddress("/qbdi/mode", "|".join(MODES), mode, lambda s: [s.improviser.mode],
+               Arg("s", vals=MODES)),
+    OscAddress(BPM, "float 20-960", bpm, lambda s: [s.tempo_bpm],
+               Arg("f", MIN_TEMPO_BPM, MAX_TEMPO_BPM)),
     OscAddress("/qbdi/threshold", "float in (0, 1)", threshold,
-               lambda s: [s.improviser.threshold]),
-    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)]),
+               lambda s: [s.improviser.threshold], Arg("f", 0, 1, low_open=True, high_open=True)),
+    OscAddress("/qbdi/sampling", "0|1", sampling, lambda s: [int(s.improviser.sampling)],
+               SWITCH),
     OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
-               lambda s: [s.improviser.stats]),
-    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed]),
+               lambda s: [s.improviser.stats], Arg("s", vals=STATS_SOURCES)),
+    OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed],
+               Arg("i", 0, 2**31 - 1)),  # the largest OSC int32
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,
-               lambda s: [s.playing.silence]),
-    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report),
+               lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
+    OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
+               Arg("i", 1, 127, also=("follow",))),
     OscAddress("/qbdi/echo/guard", "|".join(ECHO_GUARDS), echo_guard,
-               lambda s: [s.playing.echo_guard]),
-    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""]),
-    OscAddress("/qbdi/preset", "name", preset),
+               lambda s: [s.playing.echo_guard], Arg("s", vals=ECHO_GUARDS)),
+    OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""],
+               Arg("s", choices="models")),
+    OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
     OscAddress("/qbdi/panic", "", panic),
     OscAddress(STATUS, "", status),
-    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)]),
+    OscAddress("/qbdi/ir/enable", "0|1", ir_enable, lambda s: [int(s.live_ir.enabled)], SWITCH),
     OscAddress("/qbdi/ir/threshold", "float in (0, 3]", ir_threshold,
-               lambda s: [s.live_ir.threshold]),
+               lambda s: [s.live_ir.threshold], Arg("f", 0, 3, low_open=True)),
 )
 
 BY_ADDRESS = {row.address: row for row in TABLE}
@@ -262,31 +274,9 @@ FEEDBACK: tuple[tuple[str, str, str], ...] = (
     (MOTIF, "side length_beats earlier_start_beat start_beat",
      "a repeat of at least a bar just ended in the input (side `in`) or the answers "
      "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
-    (ECHO_LOOP, "1|0 latency_ms",
-     "1: qbdi out is routed back into qbdi in (our notes come back after latency_ms), said "
-     "once when found; 0: it no longer is"),
+    (ECHO_LOOP, "1|0 latency_ms", "1: qbdi out is routed back into qbdi in (our notes come "
+     "back after latency_ms), said once when found; 0: it no longer is"),
     (PORT, "in|out name lost|back",
      "a port named with --in/--out closed (the server serves on) or is back and reconnected"),
     ("/qbdi/<setting>", "value", "the value in use after a change (bits, mode, bpm, ...)"),
 )
-
-
-def build_dispatcher() -> Dispatcher:
-    """python-osc's Dispatcher over the table, for OSC address patterns (``/qbdi/*``).
-
-    ``strict_timing=False``: a bundle's future timetag must never put the loop to sleep.
-    """
-    dispatcher = Dispatcher(strict_timing=False)
-    for row in TABLE:
-        dispatcher.map(row.address, row.handler)
-    return dispatcher
-
-
-def rows_for(dispatcher: Dispatcher, address: str) -> list[OscAddress]:
-    """The table rows an incoming address (or pattern) names; empty when none."""
-    if address in BY_ADDRESS:
-        return [BY_ADDRESS[address]]
-    if len(address) > MAX_ADDRESS_CHARS or not address.startswith("/"):
-        return []
-    handlers = {id(h.callback) for h in dispatcher.handlers_for_address(address)}
-    return [row for row in TABLE if id(row.handler) in handlers]

@@ -1,10 +1,11 @@
 """Checks of OSC arguments: each returns the value, or raises ``ValueError`` with the reason
-the sender is told."""
+the sender is told; and :class:`Arg`, what one argument of an address may be."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -48,3 +49,24 @@ def choice(value: Any, options: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"expects one of {'|'.join(options)}, got {value!r}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """What one argument of an address may be: its OSC type tag and the values its handler
+    accepts. The OSCQuery namespace (``TYPE``, ``RANGE``) and the browser surface's controls
+    are generated from these, so they describe exactly what the server takes.
+
+    ``low``/``high`` bound numbers (``low_open``/``high_open``: the bound itself is refused);
+    ``vals`` lists every accepted value; ``also`` names strings accepted besides the numbers
+    (``"full"``); ``choices`` names a list known only while serving (``"presets"``).
+    """
+
+    tag: str  # "i", "f" or "s"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    vals: tuple[Any, ...] = ()
+    also: tuple[str, ...] = ()
+    choices: str | None = None

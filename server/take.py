@@ -39,6 +39,7 @@ from pathlib import Path
 
 import mido
 
+from qbdi import smf_write
 from qbdi.bars import STEPS_PER_BAR, STEPS_PER_BEAT
 from qbdi.server.events import AnsweredBar, LoopListener
 from qbdi.settings import ImproviserSettings
@@ -82,41 +83,24 @@ class _TrackBytes:
         self._raw(tick, raw)
 
     def _raw(self, tick: int, raw: bytes) -> None:
-        self.data += _variable_length(tick - self.last_tick)
+        self.data += smf_write.variable_length(tick - self.last_tick)
         self.data += raw
         self.last_tick = tick
 
     def chunk(self, end_tick: int) -> bytes:
         """The track as an ``MTrk`` chunk ending at ``end_tick``, with what still sounds
         released there; the running track is left as it was."""
-        head = b"\x00" + bytes(mido.MetaMessage("track_name", name=self.name).bytes())
         tail = bytearray()
         last = self.last_tick
         for key in sorted(self.sounding):
-            tail += _variable_length(max(end_tick - last, 0)) + _note_off(key)
+            tail += smf_write.variable_length(max(end_tick - last, 0)) + _note_off(key)
             last = max(end_tick, last)
-        tail += b"\x00" + bytes(mido.MetaMessage("end_of_track").bytes())
-        body = head + bytes(self.data) + bytes(tail)
-        return b"MTrk" + len(body).to_bytes(4, "big") + body
+        head = smf_write.events_body(self.name, ())
+        return smf_write.track_chunk(head + bytes(self.data) + bytes(tail))
 
 
 def _note_off(key: tuple[int, int]) -> bytes:
     return bytes((0x80 | key[0], key[1], 0))
-
-
-def _variable_length(value: int) -> bytes:
-    """A MIDI variable-length quantity: 7 bits a byte, high bit set on all but the last."""
-    if value < 0x80:
-        return _ONE_BYTE[value]
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 
 
 class Take:
@@ -231,8 +215,7 @@ class Take:
             self._events_in += 1
 
     def _save(self) -> None:
-        header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + \
-            len(self._tracks).to_bytes(2, "big") + TICKS_PER_BEAT.to_bytes(2, "big")
+        header = smf_write.header_chunk(len(self._tracks), TICKS_PER_BEAT)
         data = header + b"".join(track.chunk(self._end_tick) for track in self._tracks)
         part = self.path.with_name(self.path.name + ".part")
         try:

@@ -1,12 +1,16 @@
-"""Shared fixtures: the real query files, and a tiny model trained on them once per run."""
+"""Shared fixtures: our small query files, and the tiny test model (seeded numpy weights).
+
+``--block-torch`` makes ``import torch`` fail for the whole run: loop, server, rendering and
+analysis tests pass without it; the training tests skip (``tests/test_no_torch.py``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-QUERIES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "queries"
+from query_data import QUERIES
+from torch_block import block_torch
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -14,6 +18,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak-clients-minutes", type=float, default=0.0,
                      help="run the real-time soak with outside programs for this long "
                           "(tests/test_soak_clients.py; 30 in the README)")
+    parser.addoption("--block-torch", action="store_true",
+                     help="make `import torch` fail, as where torch is not installed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--block-torch"):
+        block_torch()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -27,8 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def queries_dir() -> Path:
-    if not QUERIES.is_dir():
-        pytest.skip(f"real query files not found at {QUERIES} (shared/data/queries)")
+    """Our query files (tests/data/queries, written by tests/data/make_queries.py)."""
     return QUERIES
 
 
@@ -38,11 +48,9 @@ def query_files(queries_dir: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, queries_dir: Path) -> Path:
-    """A real (tiny) model trained for a few epochs on the query files."""
-    from qbdi.models.train import TrainSettings, train
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model (hidden 32, latent 16) from seeded numpy weights, written as a checkpoint
+    (``tests/seeded.py``): no training, no torch."""
+    from seeded import write_tiny_checkpoint
 
-    out = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
-    train(TrainSettings(corpus=str(queries_dir), out=out, epochs=3, latent_size=16,
-                        hidden_size=32, seed=1), progress=False, log=lambda _: None)
-    return out
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny.safetensors")

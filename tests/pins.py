@@ -2,7 +2,8 @@
 
 A restructuring of the improviser must not change one output bit; a change that does (a new
 default, a new random stream) re-pins on purpose, in its own commit, saying why:
-``python tests/pins.py --write``. The queries are generated here, so no file is needed.
+``python tests/pins.py --write``. The queries and the seeded model come from
+``tests/seeded.py``, so no file is needed.
 """
 
 from __future__ import annotations
@@ -14,53 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from seeded import query_bars, seeded_model
 
-from qbdi.bars import BAR_SHAPE, STEPS_PER_BAR, Note, notes_to_bars
+from qbdi.bars import BAR_SHAPE
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import CorpusStats, load_checkpoint
-from qbdi.models.config import ModelConfig
 from qbdi.models.runtime import InferenceModel
 from qbdi.render import improvise
 from qbdi.settings import ImproviserSettings
 
 PINS = Path(__file__).resolve().parent / "data" / "pins.json"
-
-
-def query_bars(n_bars: int, seed: int) -> np.ndarray:
-    """A piano-like query: a chord per half bar and a line of eighths, random keys."""
-    rng = np.random.default_rng(seed)
-    notes: list[Note] = []
-    for bar in range(n_bars):
-        root = 48 + int(rng.integers(0, 12))
-        for half in (0, 8):
-            start = bar * STEPS_PER_BAR + half
-            for interval in (0, 4, 7):
-                notes.append(Note(start, root + interval, start + 8, 70))
-        for eighth in range(8):
-            start = bar * STEPS_PER_BAR + 2 * eighth
-            notes.append(Note(start, 72 + int(rng.integers(0, 12)), start + 2, 90))
-    return notes_to_bars(notes, n_bars)
-
-
-def seeded_model(seed: int = 7, hidden: int = 48, latent: int = 24) -> tuple[InferenceModel,
-                                                                           CorpusStats]:
-    """A small model with seeded random weights (no training, no torch)."""
-    rng = np.random.default_rng(seed)
-    config = ModelConfig(hidden_size=hidden, latent_size=latent)
-    sizes = {"enc_hidden": (config.input_size, hidden), "enc_mu": (hidden, latent),
-             "enc_logvar": (hidden, latent), "dec_hidden": (latent, hidden),
-             "dec_out": (hidden, config.input_size)}
-    weights = {}
-    for name, (n_in, n_out) in sizes.items():
-        gain = 12.0 if name == "enc_hidden" else 2.0  # sparse bars: ~50 of 2496 inputs on
-        weights[f"{name}.weight"] = (gain * rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)
-                                     ).astype(np.float32)
-        weights[f"{name}.bias"] = (0.1 * rng.standard_normal(n_out)).astype(np.float32)
-    weights["enc_logvar.bias"] -= 2.0
-    weights["dec_out.bias"] -= 3.0
-    model = InferenceModel(config, weights)
-    mu, logvar = model.encode(query_bars(64, seed + 1).reshape(64, -1))
-    return model, CorpusStats.from_encodings(mu, logvar)
 
 
 def _render(model: InferenceModel, stats: CorpusStats, settings: ImproviserSettings,

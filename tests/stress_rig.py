@@ -5,23 +5,27 @@
   does not grow the test's own memory);
 * :class:`LiveServer`: a :class:`~qbdi.server.loop.Server` serving on its own thread, with
   OSC over real UDP on 127.0.0.1 and a client that syncs on ``/qbdi/status``;
-* :func:`jack_server`: the JACK dummy-driver server the real-port tests need (or a skip);
+* :func:`jack_server`: a JACK dummy-driver server of the test's own, under a unique name
+  (or a skip);
 * :func:`rss_kb`: this process's resident memory (``VmRSS``).
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mido
@@ -38,6 +42,7 @@ from qbdi.server.session import Server
 from qbdi.settings import Preset
 
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
+JACKD_START_S = 30.0
 REPLY_TIMEOUT_S = 5.0
 
 
@@ -199,31 +204,77 @@ def live_server(checkpoint, state: Preset, **kwargs: Any) -> Iterator[LiveServer
         rig.close()
 
 
-def _jack_running() -> bool:
-    return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+_jack_servers = itertools.count()
+
+
+def _jack_running(env: dict[str, str]) -> bool:
+    return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=10).returncode == 0
 
 
 @contextmanager
-def jack_server() -> Iterator[subprocess.Popen | None]:
-    """The JACK server running here, or a dummy-driver one started for the block."""
+def jack_server() -> Iterator[str]:
+    """A dummy-driver JACK server of the block's own, under a unique name; yields the name
+    (or skips the test where jackd cannot run).
+
+    For the block, ``JACK_DEFAULT_SERVER`` names it in this process's environment: the
+    processes a test starts inherit it, and libjack reads it at every client open, so the
+    test's in-process rtmidi clients use it too. No test ever sees a user's JACK session,
+    a ``qbdi serve`` running beside the suite, or another run's server, whose ports have
+    the same names. ``JACK_NO_START_SERVER`` keeps a client from starting a server of its
+    own if ours is gone."""
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         pytest.skip("jackd is not installed (apt-get install jackd2): cannot test real ports")
-    if _jack_running():
-        yield None
-        return
-    process = subprocess.Popen(JACKD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None and not _jack_running():
-        time.sleep(0.1)
-    if process.poll() is not None or not _jack_running():
-        process.kill()
-        error = process.stderr.read().decode(errors="replace")[-500:] if process.stderr else ""
-        pytest.skip(f"jackd could not start a dummy-driver server: {error}")
+    name = f"qbdi-test-{os.getpid()}-{next(_jack_servers)}"
+    env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+    # Its log goes to a file: a pipe that nobody reads fills up with xrun reports under
+    # load, and jackd then stops in the middle of a write.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(["jackd", "-n", name, *JACKD[1:]],
+                                   env={**os.environ, **env}, stdout=log, stderr=log)
+        # 0.6 s here; far longer while other JACK servers on the machine start or stop
+        deadline = time.monotonic() + JACKD_START_S
+        while not _jack_running({**os.environ, **env}):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                log.seek(0)
+                pytest.skip(f"jackd could not start a dummy-driver server within "
+                            f"{JACKD_START_S:.0f} s: {_jackd_said(log.read())}")
+            time.sleep(0.1)
+        try:
+            with _environment(env):
+                yield name
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            # the semaphores of clients that were still open when it stopped (a failed test)
+            for leftover in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):
+                leftover.unlink(missing_ok=True)
+
+
+def _jackd_said(log: bytes) -> str:
+    """jackd's last few lines but its banner and xrun reports (e.g. "Too many servers
+    already active": JACK runs at most 8 servers on a machine)."""
+    banner = ("jackdmp", "Copyright", "WARRANTY", "free software", "conditions", "COPYING",
+              "XRun", "message buffer overruns")
+    lines = [line.strip() for line in log.decode(errors="replace").splitlines()
+             if line.strip() and not any(word in line for word in banner)]
+    return "; ".join(lines[-4:]) or "nothing"
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` for the block, as it was after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
-        yield process
+        yield
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def echo_preset(folder, tempo_bpm: float = 480.0):

@@ -1,4 +1,6 @@
-"""The analysis on the real query MIDI files, against vmo (skipped without the files)."""
+"""The analysis of query MIDI files against vmo: on ours (tests/data/queries) always, and on
+the real Prokofiev queries where they are (../shared/data/queries or $QBDI_SHARED_QUERIES;
+skipped, saying so, where they are not)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from query_data import QUERIES, SHARED_QUERIES, shared_query_files
 
 from qbdi.analysis import (
     analyze,
@@ -20,9 +23,12 @@ from qbdi.analysis import (
 from qbdi.bars import notes_to_bars
 
 vmo = pytest.importorskip("vmo", reason="vmo is the reference implementation")
-QUERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries"
-FILES = sorted(QUERIES.glob("*.mid")) if QUERIES.is_dir() else []
-pytestmark = pytest.mark.skipif(not FILES, reason=f"no query MIDI files in {QUERIES}")
+OURS = sorted(QUERIES.glob("*.mid"))
+SHARED = shared_query_files()
+NO_SHARED = [pytest.param(None, id="prokofiev", marks=pytest.mark.skip(
+    reason=f"the real query files are not in {SHARED_QUERIES} (not part of the repository; "
+           "QBDI_SHARED_QUERIES=FOLDER says where they are)"))]
+FILES = OURS + (SHARED or NO_SHARED)
 
 
 def query_chroma(path: Path, frames_per_bar: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +65,8 @@ def test_chroma_ir_equals_vmo_at_every_threshold(path, norm):
         assert total == pytest.approx(reference.IR()[0].sum(), rel=0, abs=1e-9)
 
 
-@pytest.mark.parametrize("path", FILES[:4], ids=lambda p: p.stem)
-def test_real_motifs_equal_vmo(path):
+@pytest.mark.parametrize("path", OURS + (SHARED[:4] or NO_SHARED), ids=lambda p: p.stem)
+def test_motifs_equal_vmo(path):
     from tests.test_analysis_oracle import vmo_analysis
 
     _, frames = query_chroma(path)
@@ -81,8 +87,9 @@ def test_real_motifs_equal_vmo(path):
     assert [(m.start_frames, m.length_frames) for m in motifs] == expected
 
 
-def test_analyze_real_query():
-    bars, _ = query_chroma(FILES[0])
+@pytest.mark.parametrize("path", OURS[:1] + (SHARED[:1] or NO_SHARED), ids=lambda p: p.stem)
+def test_analyze_a_query(path):
+    bars, _ = query_chroma(path)
     report = analyze(bars, frames_per_bar=4)
     assert report["n_bars"] == len(bars) and report["best_total_ir_bits"] > 0
     assert report["motifs"]

@@ -1,4 +1,4 @@
-"""``qbdi analyze``: the paper's experiment end to end on real queries, and bad input."""
+"""``qbdi analyze``: the paper's experiment end to end on query files, and bad input."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from query_data import CHORDS_MELODY, MARCH
 
 from qbdi.bars import Note, notes_to_bars
 from qbdi.commands.analyze import (
@@ -24,8 +25,8 @@ from qbdi.errors import QbdiError
 from qbdi.midifile import Track, read_midi, write_midi
 from qbdi.models.runtime import logits_to_bars
 
-SHORT = "prokofiev-visions-fugitives-vf_no1.mid"  # 20 bars of 4/4
-SHORTER = "prokofiev-visions-fugitives-vf_no5.mid"  # 10 bars of 2/4
+SHORT = CHORDS_MELODY  # 20 bars of 4/4, phrases AABA + coda
+SHORTER = MARCH  # 20 bars of 2/4: 10 frames
 FIG6_LATENT = "fig6_ir_over_time_latent.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -119,7 +120,7 @@ def test_experiment_curves_and_motifs_are_consistent(experiment: dict) -> None:
                 assert all(s >= 0 and s + motif["length_frames"] <= a["n_frames"]
                            for s in motif["start_frames"])
     query_chroma = experiment["report"]["entries"][0]["analyses"]["chroma"]
-    assert query_chroma["motifs"], "a real query repeats itself"
+    assert query_chroma["motifs"], "the query repeats its A phrase"
 
 
 def test_experiment_writes_the_three_figures(experiment: dict, queries_dir: Path) -> None:

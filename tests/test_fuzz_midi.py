@@ -28,6 +28,7 @@ import time
 import mido
 import pytest
 from stress_rig import OscClient, jack_backend, jack_server, live_server
+from test_take import read_take
 
 from qbdi.presets import load_preset
 from qbdi.server.backends import resolve_port
@@ -149,7 +150,7 @@ def test_raw_midi_through_jack_into_a_serving_process(tiny_checkpoint, tmp_path)
     import rtmidi
 
     with jack_server():
-        process, osc_port = _serve(tiny_checkpoint, tmp_path)
+        process, osc_port = _serve(tiny_checkpoint, tmp_path, "--record", str(tmp_path))
         rt = jack_backend()
         received: list[mido.Message] = []
         try:
@@ -184,6 +185,11 @@ def test_raw_midi_through_jack_into_a_serving_process(tiny_checkpoint, tmp_path)
             if process.poll() is None:
                 process.kill()
             process.wait()
-        recorder = NoteRecorder.of(received)
-        assert recorder.sounding == set(), "SIGTERM after a fuzzed input left notes sounding"
-        assert recorder.double_note_ons == 0
+        assert NoteRecorder.of(received).sounding == set(), \
+            "SIGTERM after a fuzzed input left notes sounding"
+        # JACK's dummy driver loses a few events under load (a lost note-off makes the next
+        # note-on of its pitch look doubled), so doubles are counted in what the server
+        # sent, as its take recorded it, not in what crossed JACK.
+        (take,) = tmp_path.glob("qbdi-take-*.mid")
+        sent = NoteRecorder.of(m for _, m in read_take(take)["qbdi"])
+        assert sent.double_note_ons == 0 and sent.sounding == set()

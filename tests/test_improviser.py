@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from query_data import CHORDS_MELODY
 
 from qbdi.bars import BAR_SHAPE, flatten_bars, notes_to_bars
 from qbdi.channel import ChannelParams, LatentStats, allocate_bits, transmit
@@ -18,7 +19,7 @@ def checkpoint(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def query_bars(queries_dir):
-    return notes_to_bars(read_midi(queries_dir / "prokofiev-visions-fugitives-vf_no3.mid").notes)
+    return notes_to_bars(read_midi(queries_dir / CHORDS_MELODY).notes)
 
 
 def _run(checkpoint, bars, **settings):

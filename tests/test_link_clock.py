@@ -193,6 +193,7 @@ def test_a_peer_in_another_process_sets_tempo_and_shares_the_phase():
         clock.close()
 
 
+@pytest.mark.realtime  # every note within a quarter sixteenth (7.8 ms) of the grid
 def test_serve_plays_on_the_sessions_sixteenth_grid(session):
     """The loop closes bars and plays answers on the Link grid (free mode at 480 BPM)."""
     clock, peer = session

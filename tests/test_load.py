@@ -66,15 +66,18 @@ def _load(checkpoint, seconds: float) -> None:
     assert live.ports.recorder.sounding == set()
 
 
+@pytest.mark.realtime  # a bar that misses its deadline on a real clock fails it
 def test_1000_midi_and_1000_osc_a_second_miss_no_bar(tiny_checkpoint):
     _load(tiny_checkpoint, 3.0)
 
 
 @pytest.mark.slow
+@pytest.mark.realtime
 def test_a_minute_of_1000_midi_and_1000_osc_a_second(tiny_checkpoint):
     _load(tiny_checkpoint, 60.0)
 
 
+@pytest.mark.realtime  # 1000 sends must take well under a second: the bucket refills
 def test_the_default_osc_rate_limit_drops_and_counts_the_excess(tiny_checkpoint):
     state = changed(load_preset("default"), improviser={"mode": "mute"})
     with live_server(tiny_checkpoint, state, rate_per_s=200.0) as live:

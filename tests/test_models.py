@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from query_data import CHORDS_MELODY, DYNAMICS_PEDAL
 from safetensors.numpy import load_file, save_file
 
 from qbdi.bars import BAR_SIZE, flatten_bars, notes_to_bars
@@ -16,7 +16,9 @@ from qbdi.models.checkpoint import (
 )
 from qbdi.models.config import ModelCard, ModelConfig
 from qbdi.models.runtime import InferenceModel, logits_to_bars
-from qbdi.models.vae import BarVAE
+
+torch = pytest.importorskip("torch", reason="the model's torch side needs torch (the train extra)")
+from qbdi.models.vae import BarVAE  # noqa: E402  (imports torch)
 
 TINY = ModelConfig(hidden_size=24, latent_size=8, beta=0.5)
 
@@ -72,10 +74,10 @@ def test_loss_is_bce_sum_plus_beta_kl():
     assert bce > 0 and kl >= 0
 
 
-def test_numpy_runtime_equals_torch(tmp_path, query_files):
+def test_numpy_runtime_equals_torch(tmp_path, queries_dir):
     path, model = _saved(tmp_path)
     runtime = InferenceModel.from_checkpoint(load_checkpoint(path))
-    bars = flatten_bars(notes_to_bars(read_midi(query_files[2]).notes))
+    bars = flatten_bars(notes_to_bars(read_midi(queries_dir / CHORDS_MELODY).notes))
     with torch.no_grad():
         mu_t, logvar_t = model.encode(torch.from_numpy(bars))
         logits_t = model.decode(mu_t)
@@ -89,11 +91,11 @@ def test_numpy_runtime_equals_torch(tmp_path, query_files):
 
 
 def test_a_batch_of_bars_encodes_as_each_bar_alone_and_decode_above_is_the_threshold(
-        query_files):
+        queries_dir):
     from qbdi.models.runtime import CHUNK_BARS
 
     runtime = InferenceModel.from_checkpoint(load_checkpoint(None))
-    bars = flatten_bars(notes_to_bars(read_midi(query_files[0]).notes))
+    bars = flatten_bars(notes_to_bars(read_midi(queries_dir / DYNAMICS_PEDAL).notes))
     bars = bars[np.arange(CHUNK_BARS + 7) % len(bars)]  # more than one chunk...
     bars[::7] = False  # (with empty bars too)
     mu, logvar = runtime.encode(bars)

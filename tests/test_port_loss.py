@@ -126,6 +126,7 @@ class Feedback:
 
 
 @pytest.mark.jack
+@pytest.mark.realtime
 def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_checkpoint,
                                                                       tmp_path):
     preset = echo_preset(tmp_path)

@@ -3,11 +3,12 @@ import sys
 
 import mido
 import pytest
+from query_data import CHORDS_MELODY, SIX_EIGHT
 
 from qbdi.bars import STEPS_PER_BAR
 from qbdi.midifile import read_midi
 
-QUERY = "prokofiev-visions-fugitives-vf_no2.mid"
+QUERY = CHORDS_MELODY  # 20 bars of 4/4 with a ritardando: three tempos
 
 
 def qbdi(*args, timeout=120):
@@ -23,7 +24,7 @@ def test_render_follows_the_query_bars_and_tempo(tmp_path, queries_dir, tiny_che
     query, rendered = read_midi(queries_dir / QUERY), read_midi(out)
     assert rendered.notes, "the tiny model at threshold 0.2 plays"
     assert rendered.n_steps <= query.n_bars * STEPS_PER_BAR
-    assert rendered.tempos == query.tempos
+    assert len(query.tempos) == 3 and rendered.tempos == query.tempos
 
 
 def test_with_query_adds_a_second_track_on_channel_2(tmp_path, queries_dir, tiny_checkpoint):
@@ -56,7 +57,7 @@ def test_sweep_writes_one_file_per_budget(tmp_path, queries_dir, tiny_checkpoint
 
 def test_six_eight_renders_with_a_warning_and_strict_refuses(tmp_path, queries_dir,
                                                              tiny_checkpoint):
-    query = queries_dir / "prokofiev-prksn2_4-six-eight.mid"
+    query = queries_dir / SIX_EIGHT
     result = qbdi("render", query, "-o", tmp_path / "x.mid", "--model", tiny_checkpoint)
     assert result.returncode == 0 and "6/8" in result.stderr and "frames" in result.stderr
     strict = qbdi("render", query, "-o", tmp_path / "y.mid", "--model", tiny_checkpoint,
@@ -72,10 +73,12 @@ def test_bad_bits_are_refused(tmp_path, queries_dir, bits, message):
     assert not (tmp_path / "x.mid").exists()
 
 
-def test_missing_and_non_midi_inputs_are_refused(tmp_path, queries_dir):
+def test_missing_and_non_midi_inputs_are_refused(tmp_path):
     missing = qbdi("render", tmp_path / "none.mid", "-o", tmp_path / "x.mid")
     assert missing.returncode == 2 and "no such file" in missing.stderr
-    text = qbdi("render", queries_dir / "README.md", "-o", tmp_path / "x.mid")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Not a MIDI file\n")
+    text = qbdi("render", readme, "-o", tmp_path / "x.mid")
     assert text.returncode == 2 and "not a readable MIDI file" in text.stderr
 
 

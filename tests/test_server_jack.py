@@ -1,54 +1,63 @@
 """End to end through real JACK MIDI ports (the dummy driver, no sound card).
 
-``qbdi serve --backend jack --clock midi`` runs as a process; this test is the DAW: it
-sends MIDI clock (480 BPM) and a real query into "qbdi in", listens on "qbdi out", turns
+``qbdi serve --backend jack --clock midi --record`` runs as a process; this test is the DAW:
+it sends MIDI clock (480 BPM) and a real query into "qbdi in", listens on "qbdi out", turns
 /qbdi/bits over real UDP, and ends with SIGTERM. The answers must be exactly the
-improviser's answers to those bars, one bar later, on the 16th grid.
+improviser's answers to the bars serve heard, one bar later, on the 16th grid.
 
-Bound stated: JACK's dummy driver runs without real-time scheduling here and reports xruns,
-in which a few MIDI events can be lost in transit. So every note received must be one the
-improviser played at that step (nothing extra, nothing misplaced), and at least
-``MIN_RECEIVED`` of the expected notes must arrive; exactness of the loop itself is tested
-event by event in test_server_loop.py.
+Bounds stated: JACK's dummy driver runs without real-time scheduling here and reports
+xruns. Under load (8 on two cores) it loses MIDI events, by the dozen when serve stalls for
+a few hundred ms (clock ticks too: serve's grid then falls behind the clock we sent, for
+good), now and then delivers one twice, and takes from 3-5 ms on a quiet machine to over
+100 ms. So exactness is checked on serve's own record of the session (its take: the query
+as it heard it and the answers as it sent them, on its grid, and the budget markers), and
+the JACK ports on either side for what they carry: nothing arrives that was not sent, and
+at least ``MIN_RECEIVED`` of it does. Timing is tested event by event in
+test_server_loop.py and test_server_clocks.py and measured in benchmarks/bench_server.py.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import mido
 import numpy as np
 import pytest
 from stress_rig import jack_server as jack_server_block
+from test_take import read_take
 
-from qbdi.bars import bars_to_notes, notes_to_bars
+from qbdi.bars import STEPS_PER_BAR, Note, bars_to_notes, notes_to_bars
 from qbdi.improviser import Improviser
-from qbdi.midifile import read_midi
+from qbdi.midifile import load_smf, read_midi, score_of
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.server.backends import resolve_port
 from qbdi.server.osc_transport import encode
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
+from qbdi.take_score import read_markers, settings_per_bar
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 TEMPO_BPM = 480.0
 TICK_S = 60.0 / (TEMPO_BPM * 24)
-QUERY = "prokofiev-visions-fugitives-vf_no1.mid"
-MIN_RECEIVED = 0.95
+QUERY = "chords-melody-4-4.mid"  # tests/data/queries: 20 bars of 4/4
+MIN_RECEIVED = 0.8  # 87 % at worst in a stall of serve at a load of 8 on two cores
 
 
 @pytest.fixture(scope="module")
 def jack_server():
-    """A JACK server: the one running, or a dummy-driver one started for this module."""
-    with jack_server_block() as process:
-        yield process
+    """A dummy-driver JACK server of this module's own (never the default one)."""
+    with jack_server_block() as name:
+        yield name
 
 
 def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
@@ -63,41 +72,51 @@ def _threshold_with_some_notes(checkpoint: Path, bars: np.ndarray) -> float:
     pytest.fail("no threshold gives the model a playable number of notes")
 
 
-def _expected(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
-              first_bar: int) -> set[tuple[int, int, int]]:
+def _answers(checkpoint: Path, settings: ImproviserSettings, bars: np.ndarray,
+             budgets: list) -> list[Note]:
+    """What serve plays for ``bars``: the answer to bar b in bar b + 1 at the budget in
+    force there (``budgets[b + 1]``); nothing for an empty bar."""
     improviser = Improviser.from_checkpoint(load_checkpoint(checkpoint))
-    notes = set()
-    for offset, bar in enumerate(bars):
-        answer_step = (first_bar + offset + 1) * 16
-        for note in bars_to_notes(improviser.step(bar, settings).bar, 100,
-                                  first_step=answer_step):
-            notes.add((note.start_step, note.pitch, note.end_step))
+    notes = []
+    for index, bar in enumerate(bars):
+        in_force = settings.model_copy(update={"budget_bits": budgets[index + 1]})
+        if bar.any():
+            notes += bars_to_notes(improviser.step(bar, in_force).bar, 100,
+                                   first_step=(index + 1) * STEPS_PER_BAR)
     return notes
 
 
-def _received_notes(events: list[tuple[float, mido.Message]], t0_s: float) -> set[tuple]:
-    """Notes from timestamped messages, times rounded to steps of the clock we sent."""
-    step_s = TICK_S * 6
-    open_notes: dict[int, int] = {}
-    notes = set()
-    for t_s, message in events:
-        step = round((t_s - t0_s) / step_s)
-        if message.type == "note_on" and message.velocity > 0:
-            open_notes[message.note] = step
-        elif message.type in ("note_on", "note_off") and message.note in open_notes:
-            notes.add((open_notes.pop(message.note), message.note, step))
-    return notes
+def _before(notes: list[Note], step: int) -> set[tuple[int, int, int]]:
+    """``(start, pitch, end)`` of the notes that start before ``step``, cut there."""
+    return {(n.start_step, n.pitch, min(n.end_step, step)) for n in notes if n.start_step < step}
 
 
-def _check_answers(got: set[tuple], expected: set[tuple]) -> None:
-    """Every onset received is expected; nearly all expected arrive; lengths agree."""
-    onsets = {(start, pitch): end for start, pitch, end in got}
-    wanted = {(start, pitch): end for start, pitch, end in expected}
-    extra = set(onsets) - set(wanted)
-    assert not extra, f"notes the improviser did not play: {sorted(extra)}"
-    assert len(onsets) >= MIN_RECEIVED * len(wanted), f"{len(onsets)} of {len(wanted)} arrived"
-    same_length = sum(onsets[key] == wanted[key] for key in onsets)
-    assert same_length >= MIN_RECEIVED * len(wanted)
+def _in_bar(notes: list[Note], bar: int, cut: int) -> set[tuple[int, int, int]]:
+    """:func:`_before` ``cut`` of the notes that start in ``bar``."""
+    first = bar * STEPS_PER_BAR
+    return {note for note in _before(notes, cut) if first <= note[0] < first + STEPS_PER_BAR}
+
+
+def _strikes(messages) -> list[Note]:
+    """The note-ons, but a second one of a note already sounding: neither this test nor
+    serve sends one (its take shows it); JACK's dummy driver under load delivered one twice."""
+    sounding, strikes = set(), []
+    for message in messages:
+        if message.type == "note_on" and message.velocity and message.note not in sounding:
+            sounding.add(message.note)
+            strikes.append(Note(0, message.note, 1))
+        elif message.type in ("note_on", "note_off"):
+            sounding.discard(message.note)
+    return strikes
+
+
+def _check_delivered(sent: list[Note], got: list[Note], what: str) -> None:
+    """Nothing arrived that was not sent, and at least ``MIN_RECEIVED`` of it did (JACK's
+    dummy driver drops a few events under load): counted by pitch."""
+    sent_pitches, got_pitches = Counter(n.pitch for n in sent), Counter(n.pitch for n in got)
+    assert not got_pitches - sent_pitches, f"{what}: never sent: {got_pitches - sent_pitches}"
+    assert got_pitches.total() >= MIN_RECEIVED * sent_pitches.total(), \
+        f"{what}: {got_pitches.total()} of {sent_pitches.total()} arrived"
 
 
 def _wait_ready(process: subprocess.Popen, timeout_s: float = 20.0) -> str:
@@ -124,11 +143,12 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
         f'tempo_bpm = {TEMPO_BPM}\n[improviser]\nmode = "query"\nencoding = "mean"\n'
         f'stats = "corpus"\nbudget_bits = "full"\nthreshold = {threshold}\n'
         '[playing]\nvelocity = "fixed"\nfixed_velocity = 100\n')
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "qbdi.cli", "serve", "--backend", "jack", "--clock", "midi",
          "--model", str(tiny_checkpoint), "--preset", str(preset), "--osc-port", "0",
-         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "--quiet", "--record", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env)
     try:
         ready = _wait_ready(process)
         osc_port = int(ready.split("osc 127.0.0.1:")[1].split(",")[0])
@@ -160,9 +180,10 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
                 player.send(message)
             if tick == bits_tick:
                 osc.sendto(encode("/qbdi/bits", [0]), ("127.0.0.1", osc_port))
-        sigterm_s = time.perf_counter()
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        code = process.wait(timeout=10)
+        log = process.stderr.read()  # --quiet: its warnings (overruns, skipped bars) alone
+        assert code == 0, f"serve exited with {code}: {log[-3000:]}"
         time.sleep(0.2)  # the last note-offs cross JACK
         reply, _ = osc.recvfrom(65_535)
         assert reply == encode("/qbdi/bits", [0])
@@ -173,22 +194,46 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
             process.kill()
         process.wait()
 
-    got = _received_notes(received, t0_s)
     settings = ImproviserSettings(encoding="mean", stats="corpus", budget_bits="full",
                                   threshold=threshold)
-    full = _expected(tiny_checkpoint, settings, bars[:4], 0)
-    zero = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
-                     bars[4:7], 4)
-    full_late = _expected(tiny_checkpoint, settings, bars[4:7], 4)
-    assert full and zero
-    assert zero != full_late, "turning the bits down must change the answer"
-    _check_answers({n for n in got if n[0] < 80}, full)  # answers to bars 0-3, at bars 1-4
-    _check_answers({n for n in got if 80 <= n[0] < 128}, zero)  # bits 0 from bar 4 on
-    recorder = NoteRecorder.of(m for _, m in received)
-    assert recorder.sounding == set(), "SIGTERM must end every note"
-    assert received[-1][1].is_cc(123)
-    last_answer = _expected(tiny_checkpoint, settings.model_copy(update={"budget_bits": 0}),
-                            bars[7:8], 7)
-    if any(start <= 131 and end > 132 for start, _, end in last_answer):
-        before = NoteRecorder.of(m for t, m in received if t < sigterm_s)
-        assert before.sounding, "a note of the last answer was sounding at SIGTERM"
+    (take,) = tmp_path.glob("qbdi-take-*.mid")
+    smf = load_smf(take)
+    served = score_of(smf, take, track="player").notes  # the query as serve heard it
+    sent = score_of(smf, take, track="qbdi").notes  # its answers as it sent them
+    # The way in: nearly every note of the query reached serve, and nothing else.
+    _check_delivered(notes, _strikes(m for _, m in read_take(take)["player"]),
+                     "query notes into serve")
+    # Exact: each answer is the improviser's answer to the bar serve heard, one bar later,
+    # at the budget in force: full rate, then 0 bits from the bar the OSC message came in
+    # (bar 4 of the clock we sent; earlier on serve's grid if it lost clock ticks).
+    markers, stopped = read_markers(smf)  # stopped: serve's position at SIGTERM, on its grid
+    cut = min(131, math.floor(stopped) - 1)  # notes before it were all due before SIGTERM
+    budgets = [s[1] if s else None for s in settings_per_bar(markers, 9)]
+    assert 0 in budgets, budgets
+    switch = budgets.index(0)  # the first answer at 0 bits: to bar 4, in bar 5
+    assert 2 <= switch <= 5 and budgets[1:] == ["full"] * (switch - 1) + [0] * (9 - switch), \
+        budgets
+    expected = _answers(tiny_checkpoint, settings, notes_to_bars(served, 8), budgets)
+    full_rate = _answers(tiny_checkpoint, settings, notes_to_bars(served, 8), ["full"] * 9)
+    assert _before(expected, 80) and _before(expected, cut) != _before(full_rate, cut), \
+        "turning the bits down must change the answers"
+    # Under load serve may answer a bar late (it drops the notes already due) or skip it,
+    # as it logs; every other answer is exact.
+    overran = {int(bar) for bar in re.findall(r"bar (\d+) overran", log)}
+    skipped = {int(bar) for bar in re.findall(r"bar (\d+) skipped", log)}
+    for bar in range(8):
+        answer = _in_bar(sent, bar + 1, cut)
+        wanted = _in_bar(expected, bar + 1, cut)
+        if bar in skipped:
+            assert not answer, f"bar {bar} was skipped, yet answered"
+        elif bar in overran:
+            assert answer <= wanted, f"late answer to bar {bar}: notes not in the answer"
+        else:
+            assert answer == wanted, f"the answer to bar {bar} is not the improviser's " \
+                f"answer to the bar serve heard: {sorted(answer ^ wanted)}"
+    # The way out: nearly every note sent reached the DAW, and nothing else.
+    _check_delivered(sent, _strikes(m for _, m in received), "answers out of serve")
+    # SIGTERM ends every note serve sent, and serve never struck a sounding note again
+    # (that the DAW hears the last note-offs before serve exits is test_stuck_notes.py's)
+    ended = NoteRecorder.of(m for _, m in read_take(take)["qbdi"])
+    assert ended.sounding == set() and ended.double_note_ons == 0

@@ -1,4 +1,4 @@
-"""The live IR feed: with in-memory ports and a manual clock, a real query played in gives
+"""The live IR feed: with in-memory ports and a manual clock, a query file played in gives
 IR values equal to the offline analysis of the same frames, a repeated phrase is reported
 as a motif, the answers are exactly the same with the feed on or off, the feed off sends
 nothing, and the messages arrive over real UDP."""
@@ -14,6 +14,7 @@ import mido
 import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
+from query_data import DYNAMICS_PEDAL
 from test_server_loop import EXACT, Rig
 
 from qbdi.analysis import chroma, distance_matrix, ir_over_time
@@ -22,7 +23,7 @@ from qbdi.improviser import Improviser
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
-from qbdi.server import live_ir, osc, osc_doc
+from qbdi.server import live_ir, osc, osc_docs
 from qbdi.server.clocks import InternalClock
 from qbdi.server.live_ir import IrStream, LiveIr
 from qbdi.server.manual import run_until
@@ -39,13 +40,13 @@ FEED_ADDRESSES = (live_ir.IR_IN, live_ir.IR_OUT, live_ir.MOTIF)
 
 
 @pytest.fixture(scope="module")
-def query_notes(query_files) -> list[Note]:
-    """Bars 1 to N_BARS of a real query (bar 0 is an empty pickup), moved to bar 0 and
+def query_notes(queries_dir) -> list[Note]:
+    """The first N_BARS bars of a query played with a crescendo (velocities 20 and up),
     clipped to N_BARS: every bar has notes, so query mode answers each one."""
-    score = read_midi(next(f for f in query_files if f.name == "prokofiev-prksn2_2.mid"))
-    first, end = 16, (N_BARS + 1) * 16
-    notes = [Note(n.start_step - first, n.pitch, min(n.end_step, end) - first, n.velocity)
-             for n in score.notes if first <= n.start_step < end]
+    score = read_midi(queries_dir / DYNAMICS_PEDAL)
+    end = N_BARS * 16
+    notes = [Note(n.start_step, n.pitch, min(n.end_step, end), n.velocity)
+             for n in score.notes if n.start_step < end]
     assert notes_to_bars(notes, N_BARS).any(axis=(1, 2, 3)).all()
     assert min(n.velocity for n in notes) > QUIET["fixed_velocity"]
     return notes
@@ -189,8 +190,9 @@ def test_a_threshold_change_restarts_the_oracles_from_the_next_bar(tiny_checkpoi
     assert ir_in[16:] == offline_ir(played[4:], threshold=0.4)
 
 
-def test_the_window_bounds_memory_and_keeps_the_offline_equality(query_files):
-    bars = notes_to_bars(read_midi(query_files[0]).notes)[:40]
+def test_the_window_bounds_memory_and_keeps_the_offline_equality(queries_dir):
+    bars = notes_to_bars(read_midi(queries_dir / DYNAMICS_PEDAL).notes)
+    assert len(bars) == 40
     stream = IrStream(LiveIrSettings(enabled=True, window_bars=8))
     for index, bar in enumerate(bars):
         ir_bits, _ = stream.add(index, bar)
@@ -273,7 +275,7 @@ def test_feed_addresses_are_documented_and_old_presets_stay_valid(tmp_path):
     documented = {address for address, _, _ in osc.FEEDBACK}
     assert set(FEED_ADDRESSES) <= documented
     assert {"/qbdi/ir/enable", "/qbdi/ir/threshold"} <= set(osc.BY_ADDRESS)
-    markdown = osc_doc.markdown_table()
+    markdown = osc_docs.markdown_table()
     assert all(f"`{address}`" in markdown for address in FEED_ADDRESSES)
     old = tmp_path / "old.toml"
     old.write_text('[improviser]\nmode = "echo"\n\n[playing]\nvelocity = "follow"\n')

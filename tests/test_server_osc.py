@@ -17,7 +17,7 @@ from pythonosc.osc_message import OscMessage
 from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_named_preset, load_preset
-from qbdi.server import osc, osc_doc
+from qbdi.server import osc, osc_docs
 from qbdi.server.clocks import InternalClock
 from qbdi.server.errors import OscSetupError
 from qbdi.server.osc_transport import OscTransport, TokenBucket, check_bind, encode
@@ -284,7 +284,7 @@ def test_binding_beyond_loopback_needs_an_allowlist_and_refuses_others(tiny_chec
 
 
 def test_osc_help_and_the_readme_table_come_from_the_handlers_docstrings():
-    text, table = osc_doc.help_text(), osc_doc.markdown_table()
+    text, table = osc_docs.help_text(), osc_docs.markdown_table()
     for row in osc.TABLE:
         assert row.doc and row.address in text and row.doc.replace("|", "\\|") in table
 

@@ -169,11 +169,13 @@ def _play_accelerated(checkpoint, speed: float, bars: int) -> LoopCounters:
 
 
 @pytest.mark.slow  # timing-based (a 17 ms stall skips a bar): not for a shared CI runner
+@pytest.mark.realtime
 def test_a_minute_at_240_bpm_on_a_real_clock_60_times_faster(tiny_checkpoint):
     counters = _accelerated(tiny_checkpoint, 60.0, 60)  # one second of wall time
     assert counters.bars == 60
 
 
 @pytest.mark.slow
+@pytest.mark.realtime
 def test_two_hours_at_240_bpm_on_a_real_clock_60_times_faster(tiny_checkpoint):
     _accelerated(tiny_checkpoint, 60.0, BARS)

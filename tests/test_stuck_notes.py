@@ -138,6 +138,7 @@ def test_every_note_on_gets_its_note_off_over_a_long_free_run(tiny_checkpoint):
 # -- real process, real JACK ports -----------------------------------------------------------
 
 @pytest.mark.jack
+@pytest.mark.realtime
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_every_note_within_10_ms(tiny_checkpoint, tmp_path, signum):
     preset = tmp_path / "free.toml"

@@ -202,15 +202,30 @@ def test_serve_refuses_a_record_path_it_would_overwrite(tmp_path):
     assert "already exists" in result.stderr and old.read_bytes() == b"keep me"
 
 
+def joined_note_ons(heard: list[tuple[float, mido.Message]], same_instant_s: float = 0.005
+                    ) -> list[int]:
+    """The pitches of the notes heard, in order; a note that echo split at a barline (its
+    note-off and a new note-on at one instant: the server's bars and the test's notes are
+    not in phase) counts once."""
+    pitches, released_s = [], {}
+    for t_s, message in heard:
+        if message.type == "note_off" or (message.type == "note_on" and not message.velocity):
+            released_s[message.note] = t_s
+        elif (message.type == "note_on"
+              and t_s - released_s.get(message.note, -1.0) > same_instant_s):
+            pitches.append(message.note)
+    return pitches
+
+
 @pytest.mark.jack
 def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_checkpoint,
                                                                          tmp_path):
     preset = echo_preset(tmp_path)
     with jack_server():
         rt = jack_backend()
-        heard: list[mido.Message] = []
+        heard: list[tuple[float, mido.Message]] = []
         daw_in = rt.open_input("daw in", virtual=True, client_name="daw",
-                               callback=heard.append)
+                               callback=lambda m: heard.append((time.perf_counter(), m)))
         daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
         process = start_serve_jack(tiny_checkpoint, preset, "--in", "daw out", "--out",
                                    "daw in", "--record", str(tmp_path))
@@ -224,9 +239,10 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
                 daw_out.send(mido.Message("note_off", note=pitch))
                 time.sleep(0.3)
             deadline = time.monotonic() + 3
-            while time.monotonic() < deadline and \
-                    len([m for m in heard if m.type == "note_on"]) < len(played):
+            while time.monotonic() < deadline and not any(
+                    m.type == "note_on" and m.note == played[-1] for _, m in heard):
                 time.sleep(0.05)
+            time.sleep(0.3)  # the last echo may be split at a barline: its second half
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0, process.stderr.read()
         finally:
@@ -243,8 +259,8 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
     def note_bytes(messages):
         return [m.bytes() for m in messages if m.type in ("note_on", "note_off")]
 
-    assert note_bytes(m for _, m in tracks["qbdi"]) == note_bytes(heard)
-    assert [m.note for m in heard if m.type == "note_on"] == played
+    assert note_bytes(m for _, m in tracks["qbdi"]) == note_bytes(m for _, m in heard)
+    assert joined_note_ons(heard) == played
     assert sounding_at_end(tracks["qbdi"]) == set()
 
 

@@ -39,6 +39,7 @@ from qbdi.defaults import DEFAULT_THRESHOLD
 from qbdi.errors import QbdiError
 
 MIN_BARS = 2
+MAX_FRAMES = 8192  # the analysis compares every pair of frames: 8192^2 float64 are 512 MiB
 FEATURES = {"chroma": ("chroma",), "latent": ("latent",), "both": ("chroma", "latent")}
 
 DESCRIPTION = """\
@@ -185,6 +186,8 @@ def read_query(path: Path, track: str | None = None) -> np.ndarray:
 
     # MidiFileError: missing, not MIDI, no notes (drums are ignored), no such track
     score = read_midi(path, track=track)
+    for line in score.warnings:  # what a damaged file's reading skipped
+        print(f"qbdi analyze: warning: {line}", file=sys.stderr)
     if score.metres() - {"4/4", "2/2", "2/4"}:
         print(f"qbdi analyze: warning: {path} is in {', '.join(sorted(score.metres()))}; it is "
               "cut into 4/4 frames of 16 sixteenths that do not follow its barlines",
@@ -194,6 +197,16 @@ def read_query(path: Path, track: str | None = None) -> np.ndarray:
         raise QbdiError(f"{path}: only {len(bars)} bar of notes; the analysis needs at least "
                         f"{MIN_BARS} bars to find repetitions")
     return bars
+
+
+def check_size(path: Path, n_bars: int, options: Options) -> None:
+    """Refuse, before any work, a query with more frames than the analysis can compare."""
+    frames_per_bar = options.frames_per_bar if "chroma" in options.features else 1
+    if n_bars * frames_per_bar > MAX_FRAMES:
+        hint = " (or --frames-per-bar 1)" if frames_per_bar > 1 else ""
+        raise QbdiError(f"{path}: {n_bars:,} bars of {frames_per_bar} frames are more than the "
+                        f"{MAX_FRAMES:,} frames the analysis can compare pairwise; analyse a "
+                        f"shorter part of it{hint}")
 
 
 def make_improviser(options: Options):
@@ -214,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args)
     # every file checked first
     queries = [(path, read_query(path, options.track)) for path in options.files]
+    for path, bars in queries:
+        check_size(path, len(bars), options)
     _check_out_dir(options.out_dir)
     improviser = make_improviser(options)
     n_analyses = len(queries) * (1 + len(options.budgets)) * len(options.features)

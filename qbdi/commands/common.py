@@ -87,6 +87,12 @@ def progress(items: list, unit: str):
     return tqdm(items, unit=unit, leave=False)
 
 
+def warn(command: str, lines: list[str]) -> None:
+    """Print what reading a file skipped (or anything else worth knowing) as warnings."""
+    for line in lines:
+        print(f"qbdi {command}: warning: {line}", file=sys.stderr)
+
+
 def describe(err) -> str:
     return "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
 

@@ -93,7 +93,7 @@ def presets(args: argparse.Namespace) -> int:
 
 def osc_help(args: argparse.Namespace) -> int:
     """Print the OSC addresses the server answers and the feedback it sends."""
-    from qbdi.server.osc_doc import help_text, markdown_table
+    from qbdi.server.osc_docs import help_text, markdown_table
 
     print(markdown_table() if args.markdown else help_text())
     return 0

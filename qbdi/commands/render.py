@@ -12,6 +12,7 @@ from qbdi.commands.common import (
     parse_budgets,
     progress,
     settings_from_args,
+    warn,
 )
 from qbdi.errors import QbdiError, check_writable
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out")
     settings = [settings_from_args(args, budget) for budget in budgets]
     score = read_midi(args.query, track=args.track)
+    warn("render", score.warnings)
     score.check_metre(args.metre)
     if score.metres() - {"4/4", "2/2", "2/4"}:
         print(f"qbdi render: warning: {args.query} is in {', '.join(sorted(score.metres()))}; "

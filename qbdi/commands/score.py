@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qbdi.commands.common import add_model_args, parse_budgets, progress, settings_from_args
+from qbdi.commands.common import (
+    add_model_args,
+    parse_budgets,
+    progress,
+    settings_from_args,
+    warn,
+)
 from qbdi.errors import QbdiError, check_writable
 
 
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for query in progress(list(args.queries), "queries"):
         score = read_midi(query)
+        warn("score", score.warnings)
         score.check_metre(args.metre)
         rows += score_budgets(query.name, score, improviser, base, budgets, args.seeds)
     print(format_table(rows))
@@ -71,7 +78,7 @@ def _score_take(args: argparse.Namespace) -> int:
 
     if args.queries or args.plot:
         raise QbdiError("--take scores one take: give no query files and no --plot")
-    rows = score_take(args.take)
+    rows = score_take(args.take, warn=lambda line: warn("score", [line]))
     print(f"{args.take}: answers against the bars they answered (query mode)")
     print(format_take_table(rows))
     if args.json:

@@ -2,9 +2,10 @@
 SIGTERM.
 
 Start-up fails at once (a :class:`~qbdi.errors.QbdiError`, exit 2) when the preset, the
-model, the MIDI backend or the OSC socket is unusable; it never falls back to another
-device silently. Once the ports and the OSC socket are open it prints one ``ready`` line on
-stdout (tests and benchmarks wait for it).
+model, the MIDI backend, the OSC socket or a web port is unusable; it never falls back to
+another device silently. Once the ports, the OSC socket and the web ports are open it
+prints one ``ready`` line on stdout (tests and benchmarks wait for it); with ``--web``,
+the next line gives the surface's address with its token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from qbdi.commands import serve_web
 from qbdi.errors import QbdiError, check_writable
 from qbdi.presets import load_named_preset, load_preset, preset_path
 from qbdi.presets import preset_dir as shipped_preset_dir
@@ -97,6 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record the session (your notes, the answers, tempo, and "
                              "markers where the mode or bits change) to a new MIDI file, "
                              "saved every 10 s and on exit; a folder gets a dated file")
+    serve_web.add_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
     parser.add_argument("--log-json", action="store_true",
                         help="structured logs: one JSON object per line on stderr")
@@ -177,19 +180,21 @@ def run(args: argparse.Namespace) -> int:
     preset_dir = user_preset_dir(args.preset, args.preset_dir)
     feedback = parse_target(args.feedback) if args.feedback else None
     take = Take(take_path(args.record)) if args.record is not None else None
-    allow = check_bind(args.osc_host,
-                       [entry.strip() for entry in args.osc_allow.split(",") if entry.strip()])
+    allow = check_bind(args.osc_host, serve_web.split_ips(args.osc_allow))
+    web = serve_web.WebParts(args, sorted(allow), preset_dir)
     ports = open_ports(args.backend, args.in_port, args.out_port)
     models, model = load_improvisers(args.model or state.model)
+    web.choices["models"] = list(models)
     state = changed(state, model=model)
     clock, state = make_clock(args.clock, state, args.bpm is not None)
     status = StatusLine(args.quiet, args.log_json)
     transport = OscTransport(args.osc_host, args.osc_port, allow, feedback, args.osc_rate)
-    listeners = [status] + ([TakeListener(take)] if take is not None else [])
-    server = Server(ports, clock, models[model], state, models=models, feedback=transport,
+    listeners = [status, *web.listeners()] + ([TakeListener(take)] if take is not None else [])
+    server = Server(ports, clock, models[model], state, models=models,
+                    feedback=web.feedback(transport),
                     listeners=listeners,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
-                    status_counts=transport.status_counts)
+                    status_counts=lambda: transport.status_counts() + web.status_counts())
     stop = threading.Event()
     _stop_on_signals(stop, server.loop.inbox.wake)
     # Start-up objects (the model, numpy, mido) never become garbage: freezing them keeps a
@@ -199,13 +204,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
         transport.start(server.post_osc)
+        web.start(server.post_osc, lambda: server.loop.state, transport.host, transport.port)
         print(f"qbdi serve: ready: in {ports.in_name!r}, out {ports.out_name!r}, "
-              f"osc {transport.host}:{transport.port}, clock {args.clock}, "
+              f"osc {transport.host}:{transport.port}{web.ready_note}, clock {args.clock}, "
               f"preset {args.preset}" + (f", recording to {take.path}" if take else ""),
               flush=True)
+        for line in web.lines:
+            print(line, flush=True)
         server.serve(stop)
     finally:
         server.shutdown()
+        web.close()
         transport.close()
         clock.close()  # a Link clock leaves its session
     c = server.loop.counters

@@ -1,6 +1,5 @@
-"""The OSC protocol as text, from the one address table (:mod:`~qbdi.server.osc`): each
-handler's docstring is its documentation, ``qbdi osc-help`` prints :func:`help_text` and the
-README's table is :func:`markdown_table`."""
+"""The OSC protocol as text, from the one address table (:mod:`qbdi.server.osc`):
+``qbdi osc-help`` prints :func:`help_text`; the README's table is :func:`markdown_table`."""
 
 from __future__ import annotations
 
