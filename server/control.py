@@ -135,6 +135,7 @@ class Control:
                 "notes_in", heard.notes_in, "other_channel", heard.other_channel,
                 "notes_out", loop.scheduler.notes_out, "echoes_dropped", loop.echo.dropped,
                 "echo_notes_dropped", loop.echo.dropped_note_ons,
+                "notes_held", loop.player.notes_held,
                 "echo_loop", int(loop.echo.looped),
                 "osc_errors", self.osc_errors, "compute_ms", round(c.last_compute_ms, 3),
                 *self._status_counts()]

@@ -21,7 +21,7 @@ from qbdi.server.clocks import CLOCK_MESSAGES, Clock
 from qbdi.server.collector import BarCollector
 from qbdi.server.echo import EchoGuard, Verdict
 from qbdi.server.events import LoopListener
-from qbdi.server.messages import SUSTAIN_CC, note_key
+from qbdi.server.messages import SUSTAIN_CC, is_note_on, note_key
 from qbdi.settings import PlaySettings
 
 
@@ -43,6 +43,11 @@ class PlayerInput:
         self.counters = InputCounters()
         # (position in steps when it arrived, message, candidate echo)
         self._held: list[tuple[float, mido.Message, bool]] = []
+
+    @property
+    def notes_held(self) -> int:
+        """Note-ons held now, waiting for the echo guard or the bar's close."""
+        return sum(1 for _, message, _ in self._held if is_note_on(message))
 
     def take(self, t_s: float, message: mido.Message, playing: PlaySettings) -> None:
         """One message received at ``t_s`` (seconds on the clock's time source)."""
