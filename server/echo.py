@@ -83,7 +83,8 @@ class EchoGuard:
         if key is None:
             return
         if key[0] == "on":
-            self.trips.sent_on(t_s, key[1:], counts=not self._played_lately(t_s, key[1:]))
+            lately, just_now = self._played_lately(t_s, key[1:])
+            self.trips.sent_on(t_s, key[1:], counts=not lately, heard_before=just_now)
         else:
             self.trips.sent_off(t_s, key[1], key[2])
         self.update(t_s)  # resolves old trips: bounded without any input too
@@ -119,15 +120,17 @@ class EchoGuard:
         self.dropped += 1
         self.dropped_note_ons += 1
 
-    def _played_lately(self, t_s: float, key: tuple[int, int, int]) -> bool:
+    def _played_lately(self, t_s: float, key: tuple[int, int, int]) -> tuple[bool, bool]:
         """Whether the player struck this key in the last ``LATELY_BARS`` bars before
-        ``t_s``: a clip looping them plays it again now, loop or no loop. (Measured in a
-        30-minute run: matching only the same moment one bar before, a clip drifting
-        against our clock on a loaded machine escaped it, and made a loop of copies.)"""
+        ``t_s`` (a clip looping them plays it again now, loop or no loop), and whether in
+        the window just before ``t_s``. (Measured in a 30-minute run: matching only the same
+        moment one bar before, a clip drifting against our clock on a loaded machine
+        escaped it, and made a loop of copies.)"""
         since_s = t_s - LATELY_BARS * self.bar_s() - LATELY_SLACK_S
         while self._heard and self._heard[0][0] < since_s:
             self._heard.popleft()
-        return any(heard == key for _, heard in self._heard)
+        times_s = [heard_s for heard_s, heard in self._heard if heard == key]
+        return bool(times_s), any(t_s - heard_s <= self.window_s for heard_s in times_s)
 
     def echoed_off(self, message: mido.Message) -> bool:
         """Whether a note-off ends a note-on dropped as an echo (then it is dropped too)."""

@@ -17,11 +17,12 @@ its note-off) has passed:
 
 A note the player could have played anyway is no evidence: when the player struck the same
 key in the last bars, a looped clip (or a player repeating a bar) sends it again now
-whether or not there is a loop. Such a trip still meets its echo, but its
-verdict is not counted (``counts=False``). A loop shows in the notes the player did not
-just play, which come back only through the loop. (An input note that met a counted trip
-is likely our own echo, not the player's: :mod:`~qbdi.server.echo` does not take it for
-something the player played.)
+whether or not there is a loop. Such a trip still meets its echo, but its verdict is not
+counted (``counts=False``), unless the key arrives *twice* around our note (within the
+window before or after it, and within the window after it): the clip's own and our echo,
+which only a loop adds. A loop shows in the notes the player did not just play, and in the
+doubled ones. (An input note that met a counted trip is likely our own echo, not the
+player's: :mod:`~qbdi.server.echo` does not take it for something the player played.)
 
 A loop is *found* when, of the last ``RECENT`` counted trips (at least ``FIND_AFTER``), none
 is a miss and all but one at most came back whole; it is *lost* when ``LOSE_MISSES`` of
@@ -56,6 +57,7 @@ class _Open:
     key: Key
     on_s: float
     counts: bool = True
+    heard_before: bool = False  # the key arrived in the window before our note
     off_s: float | None = None
     back_on_s: float | None = None
     back_off_s: float | None = None
@@ -80,11 +82,13 @@ class RoundTrips:
         """The median delay of the recent whole round trips (0 before any)."""
         return statistics.median(self._delays_s) if self._delays_s else 0.0
 
-    def sent_on(self, t_s: float, key: Key, counts: bool = True) -> None:
-        """One of our note-ons; ``counts=False``: its verdict will be no evidence."""
+    def sent_on(self, t_s: float, key: Key, counts: bool = True,
+                heard_before: bool = False) -> None:
+        """One of our note-ons; ``counts=False``: its verdict will be no evidence unless the
+        key arrives twice around it (``heard_before``: once already, just before it)."""
         if len(self._open) >= MAX_OPEN:
             self._open.popleft()
-        self._open.append(_Open(key, t_s, counts))
+        self._open.append(_Open(key, t_s, counts, heard_before))
 
     def sent_off(self, t_s: float, channel: int, pitch: int) -> None:
         """Our note-off of ``pitch``: it ends the latest of our notes of that pitch."""
@@ -96,11 +100,16 @@ class RoundTrips:
     def heard_on(self, t_s: float, key: Key) -> _Open | None:
         """An input note-on: the trip of ours it meets (same key, within the window after
         it, not met before), or None. Each of ours is met once."""
-        for trip in self._open:
-            if (trip.back_on_s is None and trip.key == key
-                    and 0.0 <= t_s - trip.on_s <= self.window_s):
+        met = [trip for trip in self._open
+               if trip.key == key and 0.0 <= t_s - trip.on_s <= self.window_s]
+        for trip in met:
+            if trip.back_on_s is None:
                 trip.back_on_s = t_s
+                trip.counts = trip.counts or trip.heard_before  # the second arrival
                 return trip
+        for trip in met:  # all met already: a second arrival for the first of them
+            trip.counts = True
+            break
         return None
 
     def heard_late(self, t_s: float, key: Key, late_s: float) -> bool:
@@ -117,12 +126,15 @@ class RoundTrips:
 
     def heard_off(self, t_s: float, channel: int, pitch: int) -> bool:
         """An input note-off: True when it meets the note-off of one of our notes whose
-        note-on came back."""
+        note-on came back (of two, the one delayed as its note-on was)."""
         for trip in self._open:
-            if (trip.back_on_s is not None and trip.back_off_s is None
-                    and trip.off_s is not None and trip.key[:2] == (channel, pitch)
+            if (trip.back_on_s is not None and trip.off_s is not None
+                    and trip.key[:2] == (channel, pitch)
                     and 0.0 <= t_s - trip.off_s <= self.window_s):
-                trip.back_off_s = t_s
+                on_delay_s = trip.back_on_s - trip.on_s
+                if trip.back_off_s is None or abs(t_s - trip.off_s - on_delay_s) < abs(
+                        trip.back_off_s - trip.off_s - on_delay_s):
+                    trip.back_off_s = t_s
                 return True
         return False
 
@@ -144,11 +156,14 @@ class RoundTrips:
             return Trip.MISS if now_s - trip.on_s > self.window_s else None
         if trip.off_s is None:
             return None
+        over = now_s - trip.off_s > self.window_s
         if trip.back_off_s is None:
-            return Trip.HALF if now_s - trip.off_s > self.window_s else None
+            return Trip.HALF if over else None
         on_delay_s = trip.back_on_s - trip.on_s
         off_delay_s = trip.back_off_s - trip.off_s
-        return Trip.ROUND if abs(on_delay_s - off_delay_s) <= self.tolerance_s else Trip.HALF
+        if abs(on_delay_s - off_delay_s) <= self.tolerance_s:
+            return Trip.ROUND
+        return Trip.HALF if over else None  # a second note-off may still come in time
 
     def _record(self, trip: _Open, verdict: Trip) -> None:
         if verdict is Trip.MISS:

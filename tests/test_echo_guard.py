@@ -240,6 +240,25 @@ def test_sparse_answers_looped_back_are_found_after_four_round_trips(tiny_checkp
     rig.finish()
 
 
+def test_a_loop_on_the_players_channel_shows_in_the_keys_that_come_twice(tiny_checkpoint):
+    """The common DAW case: one channel for everything, a clip looping at velocity 64, and
+    qbdi out routed back in. Echo mode copies the clip, so no note of ours is one the clip
+    did not play lately; but where the clip strikes a key again as our copy of it goes
+    out, the key arrives twice, the clip's and our echo: only a loop does that."""
+    clip = [(0, 60, 1.4), (4, 64, 5.4), (8, 67, 9.4), (12, 72, 13.4)]
+    bars = 8
+    score = merged(*(notes(*[(s + 16 * b + 0.02, p, e + 16 * b + 0.02) for s, p, e in clip])
+                     for b in range(bars)))
+    rig = Rig(tiny_checkpoint, delay_s=0.003, channel=1)
+    rig.run(16 * bars - 0.1, score)
+    reports = rig.feedback.addressed("/qbdi/echo/loop")
+    assert [r[0] for r in reports] == [1]
+    per_bar = [args[3] for args in rig.feedback.addressed("/qbdi/bar")]
+    assert per_bar == [4] * bars, per_bar  # every query: the clip's four notes alone
+    assert rig.status()["echo_notes_dropped"] == rig.status()["notes_out"] == 4 * (bars - 1)
+    rig.finish()
+
+
 def test_in_echo_mode_on_the_players_channel_a_loop_looks_like_a_repeating_player(
         tiny_checkpoint):
     """Echo mode answers with the player's last bar: every note of it is one the player

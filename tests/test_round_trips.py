@@ -107,6 +107,44 @@ def test_a_note_the_player_could_have_played_anyway_is_no_evidence():
     assert trips.uncounted == 10 and list(trips.recent) == [] and not trips.looped
 
 
+def test_a_key_arriving_twice_around_a_note_is_evidence_after_all():
+    """The clip's own note and our echo: only a loop adds the second arrival."""
+    after = RoundTrips()
+    after.sent_on(1.0, KEY, counts=False)
+    met = after.heard_on(1.002, KEY)
+    assert met is not None and not met.counts
+    assert after.heard_on(1.03, KEY) is None  # the second: the player's, and evidence
+    assert met.counts
+    before = RoundTrips()
+    before.sent_on(1.0, KEY, counts=False, heard_before=True)  # the clip's came first
+    assert before.heard_on(1.002, KEY).counts
+    once = RoundTrips()
+    once.sent_on(1.0, KEY, counts=False)
+    assert not once.heard_on(1.002, KEY).counts
+    assert once.heard_on(1.06, KEY) is None and not once._open[0].counts  # out of the window
+
+
+def test_of_two_note_offs_the_one_delayed_as_the_note_on_was_makes_it_whole():
+    """Our echo's note-on came back after 30 ms; the clip's note-off of that pitch comes
+    1 ms after ours, the echo's 30 ms after: the trip waits for it and is whole."""
+    trips = RoundTrips(window_s=0.05, tolerance_s=0.015)
+    trips.sent_on(1.0, KEY)
+    trips.heard_on(1.030, KEY)
+    trips.sent_off(1.2, 0, 60)
+    trips.heard_off(1.201, 0, 60)  # the clip's
+    assert trips.judge(1.202) is None and list(trips.recent) == []  # the echo's may come
+    trips.heard_off(1.230, 0, 60)  # the echo's
+    trips.judge(1.231)
+    assert list(trips.recent) == [Trip.ROUND]
+    alone = RoundTrips(window_s=0.05, tolerance_s=0.015)
+    alone.sent_on(1.0, KEY)
+    alone.heard_on(1.030, KEY)
+    alone.sent_off(1.2, 0, 60)
+    alone.heard_off(1.201, 0, 60)
+    alone.judge(1.3)  # the window passed with that one alone
+    assert list(alone.recent) == [Trip.HALF]
+
+
 def test_a_missed_note_can_still_be_met_late_once():
     trips = RoundTrips(window_s=0.05)
     trips.sent_on(1.0, KEY)
