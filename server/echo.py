@@ -44,7 +44,7 @@ OnLoop = Callable[[bool, float], None]
 HEARD_KEPT = 1024  # input note-ons remembered (two bars and a bit of them, bounded)
 LATELY_BARS = 2  # a key struck this many bars back may come again from a looped clip
 LATELY_SLACK_S = 0.1  # and a little more: a clip's clock drifts, a loaded machine stalls
-LATE_S = 0.25  # while a loop is found, an echo this late is still recognised
+LATE_S = 0.5  # while a loop is found, an echo this late is still recognised
 
 
 class Verdict(Enum):

@@ -156,7 +156,7 @@ def test_a_found_loops_echo_delayed_by_a_stall_is_still_dropped(tiny_checkpoint)
     rig = Rig(tiny_checkpoint, delay_s=0.003)
     rig.run(31, FIVE_NOTES)
     assert rig.status()["echo_loop"] == 1
-    rig.ports.stalled = {64: 0.2}  # one echo 200 ms late: a miss, and still an echo
+    rig.ports.stalled = {64: 0.4}  # one echo 400 ms late: a miss, and still an echo
     rig.run(47, notes((32, 60, 33), (34, 62, 35), (36, 64, 37), (38, 65, 39), (40, 67, 41)))
     rig.run(80)  # bar 2's answer, in bar 3, comes back (64 late)
     assert rig.status()["notes_in"] == 10 and rig.status()["echo_notes_dropped"] == 10
