@@ -15,7 +15,10 @@ pin BLAS to one thread before numpy loads while the throughput part uses every c
   thresholds (bench_analysis.py);
 * train: seconds per epoch of the paper-size VAE, corpus loading excluded: on the shared
   query files, or on the music21 Bach chorales with ``--bach`` (loading them takes ~40 s);
-* rss: resident memory of ``qbdi serve`` with the shipped model, after 3 s of free play.
+* rss: resident memory of ``qbdi serve`` with the shipped model, after 3 s of free play;
+* stage: output timing through JACK and per-bar compute in the server, quiet, under a
+  flood of 1,000 bad datagrams/s with stdout and stderr blocked, and with the live
+  terminal view drawing (bench_stage.py).
 
 Targets: compute p99 <= 0.5 ms; timing p99 <= 1 ms beyond the JACK period; ready <= 1.5 s.
 ``--quick`` runs each part short (about a minute in all). No part asserts: numbers only.
@@ -36,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUERIES = HERE.parents[1] / "shared" / "data" / "queries"
-PARTS = ("compute", "jack", "render", "analysis", "train", "rss")
+PARTS = ("compute", "jack", "render", "analysis", "train", "rss", "stage")
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
 
 
@@ -132,6 +135,14 @@ def part_rss(args: argparse.Namespace) -> dict:
     return {"rss_mb": rss_kb / 1024}
 
 
+def part_stage(args: argparse.Namespace) -> dict:
+    import bench_stage
+
+    return bench_stage.bench_conditions(_model(args), 4.0 if args.quick else 8.0,
+                                        6.0 if args.quick else 15.0,
+                                        repeat=1 if args.quick else 2)
+
+
 def _model(args: argparse.Namespace) -> Path:
     from qbdi.models.checkpoint import default_checkpoint_path
 
@@ -220,6 +231,29 @@ def _rows(results: dict) -> list[tuple[str, str, str]]:
     if not failed("rss", "server RSS"):
         rows.append(("qbdi serve RSS, shipped model, free play (MB)",
                      f"{results['rss']['rss_mb']:.0f}", ""))
+    if not failed("stage", "on stage (flood, blocked output, view)"):
+        rows += _stage_rows(results["stage"])
+    return rows
+
+
+def _stage_rows(stage: dict) -> list[tuple[str, str, str]]:
+    """Timing and compute per condition of bench_stage.py."""
+    what = {"quiet": "quiet", "flood": "1,000 bad datagrams/s, stdout+stderr blocked",
+            "view": "live terminal view drawing"}
+    rows = []
+    for condition, r in stage.items():
+        if "error" in r:
+            rows.append((f"on stage, {what[condition]}", f"not measured: {r['error']}", ""))
+            continue
+        t, c = r["timing"], r["compute"]
+        rows.append((f"on stage, {what[condition]}: output timing, JACK ({t['n']:.0f} "
+                     "notes): median / p99 / max (ms)",
+                     f"{t['median_ms']:.3f} / {t['p99_ms']:.3f} / {t['max_ms']:.3f}",
+                     "as quiet"))
+        rows.append((f"on stage, {what[condition]}: per-bar compute in the server "
+                     f"({c['n']:.0f} bars): median / p99 / max (ms)",
+                     f"{c['median_ms']:.3f} / {c['p99_ms']:.3f} / {c['max_ms']:.3f}",
+                     "as quiet"))
     return rows
 
 
@@ -238,7 +272,7 @@ def main() -> int:
         print(json.dumps(globals()[f"part_{args.part}"](args)))
         return 0
     parts = [p for p in args.only.split(",") if p]
-    jack = _ensure_jack() if "jack" in parts else None
+    jack = _ensure_jack() if {"jack", "stage"} & set(parts) else None
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                      "quick": args.quick}
     try:

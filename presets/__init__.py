@@ -15,6 +15,11 @@ A preset file in this folder (``presets/NAME.toml``) or anywhere (a path) holds:
     [live_ir]         # the live information-rate feed over OSC (optional, off by default)
     enabled = true
 
+    [controls]        # MIDI control (optional; read from the preset serving starts with)
+    programs = ["default", "free"]   # program change 0, 1 loads these
+    [controls.cc]     # which CC turns which setting
+    bits = 1
+
 Guarantees:
 
 * Unknown fields, wrong types and values out of bounds are refused; the error names the
@@ -33,7 +38,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qbdi.errors import PresetError
-from qbdi.settings import Preset, describe_error
+from qbdi.settings import PRESET_NAME_PATTERN, CcBindings, Preset, describe_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +67,7 @@ def preset_path(name_or_path: str | Path) -> Path:
     return Path(text)
 
 
-PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+PRESET_NAME = re.compile(PRESET_NAME_PATTERN)
 """What ``/qbdi/preset`` accepts: a bare name, never a path."""
 
 
@@ -107,3 +112,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
         return Preset.model_validate(data)
     except ValidationError as err:
         raise PresetError(path, describe_error(err)) from err
+
+
+def cc_table(cc: CcBindings) -> str:
+    """The ``[controls.cc]`` table of a preset file that binds ``cc`` (learned bindings are
+    kept by pasting it into a preset)."""
+    return "\n".join(["[controls.cc]", *(f"{name} = {number}"
+                                         for name, number in cc.bound().items())])

@@ -12,7 +12,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qbdi.defaults import DEFAULT_THRESHOLD
 
@@ -30,6 +37,10 @@ FULL_RATE: Final = "full"
 MAX_BUDGET_BITS: Final = 2**31 - 1
 """The largest budget accepted; far above any use (the paper's figures use 256 and 512)."""
 Budget = Annotated[int, Field(ge=0, le=MAX_BUDGET_BITS)] | Literal["full"]
+
+PRESET_NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+"""A preset's bare name (never a path): what ``/qbdi/preset`` and ``controls.programs`` take."""
+PresetName = Annotated[str, Field(pattern=f"^{PRESET_NAME_PATTERN}$")]
 
 MIN_TEMPO_BPM: Final = 20.0
 MAX_TEMPO_BPM: Final = 960.0
@@ -110,6 +121,94 @@ class LiveIrSettings(BaseModel):
                              "when full, one built over its last half takes over")
 
 
+# CC 120-127 are channel mode messages (all notes off, reset...), never a knob; CC 123 is
+# also what we send ourselves, so a DAW loop echoing it must not turn anything.
+MAX_CONTROL_CC: Final = 119
+ControlNumber = Annotated[int, Field(ge=0, le=MAX_CONTROL_CC)]
+NoteNumber = Annotated[int, Field(ge=0, le=127)]
+LEARNABLE: Final = ("bits", "threshold", "mode", "sampling", "silence", "panic")
+"""The settings a CC can be bound to (``[controls.cc]`` and ``/qbdi/learn``)."""
+
+
+class CcBindings(BaseModel):
+    """Which controller number (CC 0-119) turns each live setting; unset: none does.
+    Values 0-127 map as :mod:`qbdi.server.midi_values` documents (bits: a logarithmic scale
+    from 0 to "full"; switches: on at 64 and above; panic: when pressed past 64)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    bits: ControlNumber | None = None
+    threshold: ControlNumber | None = None
+    mode: ControlNumber | None = None
+    sampling: ControlNumber | None = None
+    silence: ControlNumber | None = None
+    panic: ControlNumber | None = None
+
+    @model_validator(mode="after")
+    def _one_setting_per_cc(self) -> CcBindings:
+        _refuse_shared_numbers(self.bound(), "CC")
+        return self
+
+    def bound(self) -> dict[str, int]:
+        """``{setting: cc}`` of the settings bound, in :data:`LEARNABLE` order."""
+        return {name: cc for name in LEARNABLE if (cc := getattr(self, name)) is not None}
+
+
+class NoteBindings(BaseModel):
+    """Pads: which note (on ``controls.notes_channel``) presses each button. A press steps
+    the mode to the next one, toggles sampling or the silence policy, or panics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    mode: NoteNumber | None = None
+    sampling: NoteNumber | None = None
+    silence: NoteNumber | None = None
+    panic: NoteNumber | None = None
+
+    @model_validator(mode="after")
+    def _one_setting_per_note(self) -> NoteBindings:
+        _refuse_shared_numbers(self.bound(), "note")
+        return self
+
+    def bound(self) -> dict[str, int]:
+        return {name: note for name in ("mode", "sampling", "silence", "panic")
+                if (note := getattr(self, name)) is not None}
+
+
+def _refuse_shared_numbers(bound: dict[str, int], kind: str) -> None:
+    seen: dict[int, str] = {}
+    for name, number in bound.items():
+        if number in seen:
+            raise ValueError(f"{kind} {number} is bound to both {seen[number]} and {name}")
+        seen[number] = name
+
+
+class ControlSettings(BaseModel):
+    """MIDI control of the live settings: knobs (CCs), program changes and pads (notes),
+    from the input port or the ``--controls-in`` port. Empty by default: nothing is bound
+    until a preset's ``[controls]`` table or ``/qbdi/learn`` binds it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    channel: Annotated[int, Field(ge=1, le=16)] | Literal["all"] = Field(
+        "all", description="the channel, 1-16, knobs and program changes are taken from, "
+        "or all")
+    cc: CcBindings = Field(default_factory=CcBindings)
+    programs: list[PresetName] = Field(
+        default_factory=list, max_length=128,
+        description="program change N loads the N-th preset named here (N from 0)")
+    notes_channel: Annotated[int, Field(ge=1, le=16)] | None = Field(
+        None, description="notes on this channel, 1-16, are controls (pads), never played")
+    notes: NoteBindings = Field(default_factory=NoteBindings)
+
+    @model_validator(mode="after")
+    def _pads_need_a_channel(self) -> ControlSettings:
+        if self.notes.bound() and self.notes_channel is None:
+            raise ValueError("notes are bound, so notes_channel must say which channel the "
+                             "pads send on (1-16)")
+        return self
+
+
 MODEL_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
@@ -129,6 +228,7 @@ class Preset(BaseModel):
         default_factory=lambda: ImproviserSettings(stats="window"))
     playing: PlaySettings = Field(default_factory=PlaySettings)
     live_ir: LiveIrSettings = Field(default_factory=LiveIrSettings)
+    controls: ControlSettings = Field(default_factory=ControlSettings)
 
     @field_validator("tempo_bpm", mode="before")
     @classmethod

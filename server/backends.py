@@ -10,7 +10,7 @@ import sys
 
 import mido
 
-from qbdi.server.errors import BackendUnavailable, PortNotFound
+from qbdi.server.errors import BackendUnavailable, PortNameTaken, PortNotFound
 
 # Detection must not launch a JACK server behind the user's back.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
@@ -29,6 +29,13 @@ WHAT_TO_START = {
 
 def rtmidi_backend(backend: str) -> mido.Backend:
     return mido.Backend(f"mido.backends.rtmidi/{RTMIDI_APIS[backend]}", load=True)
+
+
+def rtmidi_api(backend: str) -> int:
+    """python-rtmidi's API number for ``backend``."""
+    import rtmidi
+
+    return getattr(rtmidi, f"API_{RTMIDI_APIS[backend]}")
 
 
 def backend_works(backend: str) -> bool:
@@ -82,6 +89,22 @@ def resolve_port(wanted: str, names: list[str], direction: str) -> str:
     listing = ", ".join(repr(n) for n in names) or "none"
     problem = "is ambiguous" if found else "does not exist"
     raise PortNotFound(f"{direction} port {wanted!r} {problem}; {direction} ports: {listing}")
+
+
+def check_names_free(backend: str, wanted: list[str]) -> None:
+    """Refuse (:class:`PortNameTaken`) to create ports called as one that ``backend``
+    lists already, whatever its client: two servers of one ``--name`` would be
+    indistinguishable to a DAW (JACK would even let the second in, as client "NAME-01")."""
+    if not wanted:
+        return
+    inputs, outputs = list_ports(backend)
+    taken = sorted({name for name in inputs + outputs
+                    if _plain(name).split(":", 1)[-1] in wanted})
+    if taken:
+        listing = ", ".join(repr(name) for name in taken)
+        raise PortNameTaken(f"MIDI ports named {' and '.join(repr(w) for w in wanted)} exist "
+                            f"already ({listing}): is another qbdi serve of that name "
+                            "running? Give this one another name with --name NAME")
 
 
 def list_ports(backend: str) -> tuple[list[str], list[str]]:

@@ -14,6 +14,11 @@ class PortNotFound(QbdiError):
     """An existing port asked for by name (``--in``/``--out``) is not there."""
 
 
+class PortNameTaken(QbdiError):
+    """Ports of the names this server would create exist already (another server of the
+    same ``--name``)."""
+
+
 class PortLost(QbdiError):
     """A MIDI port stopped working while serving (device unplugged, JACK server gone)."""
 

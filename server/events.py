@@ -74,8 +74,13 @@ class LoopListener:
     def state_changed(self, old: Preset, new: Preset) -> None:
         """A control changed the state (every change, validated)."""
 
+    def learning(self, setting: str, phase: str, cc: int | None) -> None:
+        """MIDI learn for ``setting``: ``waiting`` for a CC, ``bound`` to ``cc``, ``timeout``
+        or ``cancelled``."""
+
     def port_event(self, direction: str, name: str, kind: str) -> None:
-        """A port named with --in/--out was ``lost`` or is ``back``."""
+        """A port named with --in/--out/--controls-in was ``lost`` or is ``back``
+        (``direction`` is ``in``, ``out`` or ``controls``)."""
 
     def error(self, reason: str) -> None:
         """Something failed inside the loop (a bar, a port); playing goes on."""
@@ -131,6 +136,9 @@ class Listeners(LoopListener):
 
     def state_changed(self, old: Preset, new: Preset) -> None:
         self._each("state_changed", old, new)
+
+    def learning(self, setting: str, phase: str, cc: int | None) -> None:
+        self._each("learning", setting, phase, cc)
 
     def port_event(self, direction: str, name: str, kind: str) -> None:
         self._each("port_event", direction, name, kind)

@@ -1,9 +1,9 @@
 """The loop's inbox: what other threads hand the loop thread.
 
-MIDI input, OSC messages and port events arrive on the backends' and sockets' threads; their
-callbacks only append here (a deque's append is atomic) and wake the loop, which drains the
-inbox on its own thread. A MIDI message is stamped with the clock's time on arrival, so its
-position in the bar does not depend on when the loop gets to it.
+MIDI input (notes and controls), OSC messages and port events arrive on the backends' and
+sockets' threads; their callbacks only append here (a deque's append is atomic) and wake the
+loop, which drains the inbox on its own thread. A MIDI message is stamped with the clock's
+time on arrival, so its position in the bar does not depend on when the loop gets to it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ Item = tuple[Any, ...]
 
 
 class Inbox:
-    """Items in arrival order: ``("midi", t_s, message)``, ``("osc", address, args,
-    sender)``, ``("port", direction, name, kind)``."""
+    """Items in arrival order: ``("midi", t_s, message)`` (the input port),
+    ``("controls", t_s, message)`` (the controls port), ``("osc", address, args, sender)``,
+    ``("port", direction, name, kind)``."""
 
     def __init__(self, now_s: Callable[[], float]) -> None:
         self._now_s = now_s
@@ -30,6 +31,10 @@ class Inbox:
     def post_midi(self, message: mido.Message) -> None:
         """Input port callback (any thread)."""
         self._put(("midi", self._now_s(), message))
+
+    def post_control(self, message: mido.Message) -> None:
+        """Controls port callback (any thread): a message from ``--controls-in``."""
+        self._put(("controls", self._now_s(), message))
 
     def post_osc(self, address: str, args: list[Any], sender: tuple[str, int] | None) -> None:
         """OSC socket callback (any thread)."""

@@ -1,16 +1,19 @@
 """The live loop, as in the paper's Figure 1: collect bar n -> encode -> channel -> decode ->
 schedule the answer during bar n+1.
 
-:class:`Loop` is built from injected parts (ports, clock, improviser, listeners) and owns
-the live state. MIDI, OSC and port callbacks only append to its inbox; :meth:`Loop.step`
-(called by :meth:`Loop.serve` on one thread, or by a test) drains the inbox, closes the bars
-that are due, has them answered and sends the notes that are due.
+:class:`Loop` is built from injected parts and owns the live state. Callbacks only append to
+its inbox; :meth:`Loop.step` (run by :meth:`Loop.serve`, or by a test) drains the inbox,
+closes the bars that are due, has them answered and sends the notes that are due.
 
 Guarantees:
 
-* The loop thread never waits on I/O that an outsider can slow down: ports are sent to
-  without blocking, listeners only queue work for threads of their own, and logging goes
-  through a queue (:mod:`~qbdi.server.logs`).
+* **The loop thread never waits on I/O.** What it outputs is handed over without waiting;
+  a reader that cannot keep up loses lines, counted, and the loop loses no time: logs (from
+  any thread, and the ``ready`` line) go through a bounded queue to a writer thread per
+  stream (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the terminal
+  view and the take draw and save on threads of their own, and listeners only queue work.
+  Shutdown waits for those threads a bounded time. What outsiders can repeat at will is
+  logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in status.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
   that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
   to compute before its first note is due.
@@ -98,7 +101,7 @@ class Loop:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Open the ports; bars count from the bar the clock is in now."""
-        self.ports.open(self.inbox.post_midi)
+        self.ports.open(self.inbox.post_midi, self.inbox.post_control)
         self.ports.watch(self.inbox.post_port_event)
         self.clock.begin()
         self._epoch = self.clock.epoch
@@ -131,6 +134,7 @@ class Loop:
         """Handle the inbox, answer the bars that are due, send the notes that are due."""
         try:
             self.inbox.drain(self._handle)
+            self.player.controls.flush(self.clock.now_s())
             self._follow_clock()
             if self.clock.running:
                 self._close_due_bars(self.clock.now_steps())
@@ -142,7 +146,7 @@ class Loop:
             self.end_notes("port lost")
             self.listeners.error(f"port lost: {err}")
 
-    def _closes_at(self, bar: int) -> float:
+    def _closes_at(self, bar: int) -> float:  # half a sixteenth early: see the guarantees
         return (bar + 1) * STEPS_PER_BAR - self.close_ahead_steps
 
     def next_wakeup_step(self) -> float:
@@ -157,8 +161,8 @@ class Loop:
         return min(max(self.clock.seconds_until(self.next_wakeup_step()), 0.0), MAX_WAIT_S)
 
     def _handle(self, item: Item) -> None:
-        if item[0] == "midi":
-            self.player.take(item[1], item[2], self.state.playing)
+        if item[0] in ("midi", "controls"):
+            self.player.take(item[1], item[2], self.state.playing, item[0] == "controls")
         elif item[0] == "port":
             self._port_event(item[1], item[2], item[3])
         else:
@@ -193,6 +197,7 @@ class Loop:
             self.next_bar += 1
         bar = self.next_bar
         self.next_bar += 1
+        self.player.controls.flush(self.clock.now_s(), force=True)  # the knobs' last values
         collected = self.collector.close(bar)
         try:
             self._answer(collected)
@@ -213,9 +218,8 @@ class Loop:
         if overrun:
             counters.overruns += 1
             counters.late_notes_dropped += dropped
-            log.warning("bar %d overran: its answer (%.2f ms to compute) was ready after its "
-                        "bar began; %d late notes dropped", collected.index,
-                        response.compute_ms, dropped)
+            log.warning("bar %d overran: its answer (%.2f ms) was ready after its bar began; "
+                        "%d late notes dropped", collected.index, response.compute_ms, dropped)
         self._adopt_clock_tempo()
         settings = self.state.improviser
         report = BarReport(collected.index, response.compute_ms, response.dims_with_bits,
@@ -228,8 +232,8 @@ class Loop:
     def _bar_failed(self, bar: int, err: Exception) -> None:
         self.counters.bar_errors += 1
         settings = self.state.improviser
-        log.error("bar %d failed (mode %s, bits %s): %s: %s", bar, settings.mode,
-                  settings.budget_bits, type(err).__name__, err, exc_info=err)
+        log.error("bar %d failed (mode %s, bits %s): %s", bar, settings.mode,
+                  settings.budget_bits, f"{type(err).__name__}: {err}", exc_info=err)
         self.end_notes(f"error in bar {bar}")
         self.listeners.error(f"bar {bar}: {type(err).__name__}: {err}")
 

@@ -1,22 +1,27 @@
 """OSC over UDP: a socket thread that parses datagrams and enqueues messages, and feedback.
 
 The receiving thread only parses and enqueues (``on_message(address, args, sender)``); the
-loop thread handles them. At this edge:
+loop thread handles them. At this edge every refusal is counted, and logged in bounded
+amounts (:class:`~qbdi.server.bounded_log.BoundedLog`: the first few of each kind, then a
+summary line every 10 s):
 
-* A datagram that does not parse is counted in ``malformed`` and logged, never silently
-  dropped.
-* Senders outside the allowlist are dropped and counted (binding beyond loopback needs an
-  allowlist: see :func:`check_bind`).
-* More than ``rate_per_s`` messages a second (a token bucket of one second's worth) are
+* a datagram that does not parse is counted in ``malformed``;
+* senders outside the allowlist are dropped and counted in ``refused_sender`` (binding
+  beyond loopback needs an allowlist: see :func:`check_bind`);
+* more than ``rate_per_s`` messages a second (a token bucket of one second's worth) are
   dropped and counted in ``rate_limited``.
 
-Feedback goes out of the same socket, so a client that sent from a port hears replies there.
+Feedback goes out of the same socket, so a client that sent from a port hears replies
+there. The socket is non-blocking: a reply that cannot be sent at once (the send buffer is
+full: ``EAGAIN``/``ENOBUFS``) is dropped and counted (``feedback_dropped``), so sending
+never makes the loop thread wait.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import select
 import socket
 import threading
 import time
@@ -27,6 +32,7 @@ from typing import Any
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket, ParseError
 
+from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.errors import OscSetupError
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ OnOsc = Callable[[str, list[Any], Address], None]
 MAX_DATAGRAM_BYTES = 65_535
 MAX_BUNDLE_DEPTH = 8  # bundles inside bundles; deeper ones are refused as malformed
 BUNDLE_PREFIX = b"#bundle\x00"
+SELECT_S = 0.1  # the receiving thread notices close() within this
 
 
 def check_bundle(data: bytes, depth: int = 0) -> None:
@@ -148,7 +155,11 @@ class OscTransport:
         except (OSError, OverflowError) as err:  # OverflowError: a port outside 0-65535
             self._sock.close()
             raise OscSetupError(f"cannot listen for OSC on {host}:{port}: {err}") from err
-        self._sock.settimeout(0.2)  # lets the thread notice close() promptly
+        # Non-blocking: sends from the loop thread never wait; the receiving thread waits in
+        # select with a timeout, so it notices close() promptly.
+        self._sock.setblocking(False)
+        self.input_log = BoundedLog(log, "OSC input")
+        self.feedback_log = BoundedLog(log, "OSC feedback")
         self.host, self.port = self._sock.getsockname()[:2]
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name="qbdi-osc", daemon=True)
@@ -162,25 +173,31 @@ class OscTransport:
         """The transport's counters as ``/qbdi/status`` name, value pairs."""
         c = self.counters
         return ["osc_malformed", c.malformed, "osc_rate_limited", c.rate_limited,
-                "osc_refused_sender", c.refused_sender]
+                "osc_refused_sender", c.refused_sender,
+                "feedback_dropped", self.feedback_log.count("dropped")]
 
     def close(self) -> None:
         self._closed.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1.0)
         self._sock.close()
+        self.input_log.flush()
+        self.feedback_log.flush()
 
     def _receive_loop(self) -> None:
         while not self._closed.is_set():
-            try:
-                data, sender = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
-            except TimeoutError:
-                continue
-            except OSError as err:
-                if not self._closed.is_set():
-                    log.error("OSC socket error: %s", err)
-                continue
-            self.receive(data, (sender[0], sender[1]))
+            readable, _, _ = select.select([self._sock], [], [], SELECT_S)
+            self.input_log.tick()
+            self.feedback_log.tick()
+            while readable and not self._closed.is_set():
+                try:
+                    data, sender = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    break  # read everything that was waiting
+                except OSError as err:  # e.g. ECONNREFUSED left by an ICMP error: go on
+                    self.input_log.event("socket errors", "OSC socket error: %s", err)
+                    break
+                self.receive(data, (sender[0], sender[1]))
 
     def _sender_allowed(self, sender: Address) -> bool:
         return is_loopback(sender[0]) or (not self._loopback_only and sender[0] in self._allow)
@@ -189,7 +206,8 @@ class OscTransport:
         """Handle one datagram: check sender, parse, rate-limit, enqueue each message."""
         if not self._sender_allowed(sender):
             self.counters.refused_sender += 1
-            log.warning("OSC packet from %s refused: not in --osc-allow", sender[0])
+            self.input_log.event("refused senders", "OSC packet from %s refused: not in "
+                                 "--osc-allow", sender[0])
             return
         try:
             check_bundle(data)
@@ -203,28 +221,33 @@ class OscTransport:
         for message in messages:
             if not self._bucket.take():
                 self.counters.rate_limited += 1
-                if self.counters.rate_limited % 100 == 1:
-                    log.warning("OSC rate limit: %d messages dropped so far",
-                                self.counters.rate_limited)
+                self.input_log.event("rate-limited", "OSC message %s from %s dropped: more "
+                                     "than --osc-rate %g messages a second",
+                                     message.address[:64], sender[0], self._bucket.rate_per_s)
                 continue
             self.counters.received += 1
             self.on_message(message.address, list(message.params), sender)
 
     def _malformed(self, sender: Address, data: bytes, err: Exception) -> None:
         self.counters.malformed += 1
-        log.warning("malformed OSC packet #%d from %s:%d (%d bytes): %s",
-                    self.counters.malformed, sender[0], sender[1], len(data), err)
+        self.input_log.event("malformed", "malformed OSC packet from %s:%d (%d bytes): %s",
+                             sender[0], sender[1], len(data), str(err)[:200])
 
     def send(self, address: str, args: Sequence[Any], to: Address | None = None) -> None:
         """Send one message to ``to`` and to the feedback target (once when they agree)."""
         try:
             dgram = encode(address, args)
         except Exception as err:  # a value OSC cannot carry: log it, never stop the loop
-            log.error("OSC feedback %s %r cannot be encoded: %s", address, list(args)[:8], err)
+            self.feedback_log.event("unencodable", "OSC feedback %s %r cannot be encoded: %s",
+                                    address, list(args)[:8], err, level=logging.ERROR)
             return
         targets = {t for t in (to, self.feedback) if t is not None}
         for target in targets:
             try:
                 self._sock.sendto(dgram, target)
-            except OSError as err:
-                log.warning("OSC feedback to %s:%d failed: %s", target[0], target[1], err)
+            except (BlockingIOError, InterruptedError):
+                self.feedback_log.event("dropped", "OSC feedback to %s:%d dropped: the send "
+                                        "buffer is full", target[0], target[1])
+            except OSError as err:  # ENOBUFS, an unreachable peer: drop, count, go on
+                self.feedback_log.event("dropped", "OSC feedback to %s:%d dropped: %s",
+                                        target[0], target[1], err)

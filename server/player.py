@@ -1,6 +1,8 @@
 """The player's MIDI input, one message at a time on the loop thread.
 
-Clock messages go to the clock. Of the rest, only notes (and the sustain pedal, kept for the
+MIDI controls (:mod:`~qbdi.server.midi_control`) are taken first: a control never becomes a
+note, and the echo filter never sees one; the controls port's messages all stop there. Clock
+messages go to the clock. Of the rest, only notes (and the sustain pedal, kept for the
 take) matter: a message on another channel than ``playing.input_channel`` is left out and
 counted, our own output echoed back is dropped (:mod:`~qbdi.server.echo`), and each note
 goes into the bar being collected at its clock position.
@@ -22,6 +24,7 @@ from qbdi.server.collector import BarCollector
 from qbdi.server.echo import EchoGuard, Verdict
 from qbdi.server.events import LoopListener
 from qbdi.server.messages import SUSTAIN_CC, is_note_on, note_key
+from qbdi.server.midi_control import MidiRouting, NoMidiControl
 from qbdi.settings import PlaySettings
 
 
@@ -41,6 +44,7 @@ class PlayerInput:
         self.echo = echo
         self.listeners = listeners
         self.counters = InputCounters()
+        self.controls: MidiRouting = NoMidiControl()  # the session's MIDI control, if any
         # (position in steps when it arrived, message, candidate echo)
         self._held: list[tuple[float, mido.Message, bool]] = []
 
@@ -49,8 +53,12 @@ class PlayerInput:
         """Note-ons held now, waiting for the echo guard or the bar's close."""
         return sum(1 for _, message, _ in self._held if is_note_on(message))
 
-    def take(self, t_s: float, message: mido.Message, playing: PlaySettings) -> None:
-        """One message received at ``t_s`` (seconds on the clock's time source)."""
+    def take(self, t_s: float, message: mido.Message, playing: PlaySettings,
+             from_controls_port: bool = False) -> None:
+        """One message received at ``t_s`` (seconds on the clock's time source), from the
+        input port or the controls port."""
+        if self.controls.take(t_s, message, from_controls_port):
+            return
         if message.type in CLOCK_MESSAGES:
             self.clock.feed(t_s, message)
             return

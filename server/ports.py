@@ -1,15 +1,19 @@
-"""MIDI ports behind one small interface: real ones (mido + python-rtmidi) and in-memory ones.
+"""MIDI ports behind one small interface: real ones (mido + python-rtmidi) and in-memory ones
+(:class:`~qbdi.server.memory_ports.MemoryPorts`, for tests).
 
-A :class:`Ports` object opens one input and one output. The input calls ``on_message`` on
-the backend's thread for every message (the server only enqueues there); ``send`` sends
-one message or raises :class:`~qbdi.server.errors.PortLost`.
+A :class:`Ports` object opens one input and one output, and optionally a controls input (an
+existing port named with ``--controls-in``: a controller's knobs, kept apart from the notes).
+The inputs call ``on_message`` (``on_control``) on the backend's thread for every message (the
+server only enqueues there); ``send`` sends one message or raises
+:class:`~qbdi.server.errors.PortLost`.
 
 Port loss. A port we create (virtual, the default) belongs to our own client: it can only
 go when the whole backend goes (the JACK server stops), and then ``send`` raises
-:class:`~qbdi.server.errors.PortLost` and the server stops. A port named with ``--in/--out``
-belongs to another program (the DAW, loopMIDI) and can close and come back while we serve:
-``watch(on_event)`` starts a watcher that looks for it every ``WATCH_S`` seconds and calls
-``on_event(direction, name, "lost" | "back")`` (``direction`` is ``"in"`` or ``"out"``). While
+:class:`~qbdi.server.errors.PortLost` and the server stops. A port named with
+``--in/--out/--controls-in`` belongs to another program (the DAW, loopMIDI, a USB controller)
+and can close and come back while we serve: ``watch(on_event)`` starts a watcher that looks
+for it every ``WATCH_S`` seconds and calls ``on_event(direction, name, "lost" | "back")``
+(``direction`` is ``"in"``, ``"out"`` or ``"controls"``). While
 the output is gone, ``send`` drops messages (they have nowhere to go, note-offs included:
 the DAW ends what was sounding on a port it closes); once it is back the watcher has
 reconnected before ``"back"`` is reported.
@@ -29,17 +33,29 @@ from typing import Protocol
 
 import mido
 
-from qbdi.server.backends import RTMIDI_APIS, check_backend, resolve_port, rtmidi_backend
+from qbdi.server.backends import (
+    check_backend,
+    check_names_free,
+    resolve_port,
+    rtmidi_api,
+    rtmidi_backend,
+)
+from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.errors import BackendUnavailable, PortLost, PortNotFound
+from qbdi.server.memory_ports import MemoryPorts
+from qbdi.server.midi_input import MidiInput
+
+__all__ = ["CLIENT_NAME", "DEFAULT_IN", "DEFAULT_OUT", "MemoryPorts", "MidoPorts", "Ports"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IN = "qbdi in"
-DEFAULT_OUT = "qbdi out"
-CLIENT_NAME = "qbdi"
+CLIENT_NAME = "qbdi"  # the default --name
+DEFAULT_IN = f"{CLIENT_NAME} in"
+DEFAULT_OUT = f"{CLIENT_NAME} out"
 OnMessage = Callable[[mido.Message], None]
-OnPortEvent = Callable[[str, str, str], None]  # (direction "in"|"out", name, "lost"|"back")
+OnPortEvent = Callable[[str, str, str], None]  # (direction, name, "lost"|"back")
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
+OUTPUT_DRAIN_S = 0.02  # a few JACK periods (2.7 ms at 128 frames, 48 kHz) before closing
 
 
 class Ports(Protocol):
@@ -47,13 +63,16 @@ class Ports(Protocol):
 
     in_name: str
     out_name: str
+    controls_name: str | None
 
-    def open(self, on_message: OnMessage) -> None:
-        """Open both; ``on_message`` is called on the backend's thread for each input."""
+    def open(self, on_message: OnMessage, on_control: OnMessage | None = None) -> None:
+        """Open them; ``on_message`` (``on_control``) is called on the backend's thread for
+        each message of the input (the controls input)."""
 
     def watch(self, on_event: OnPortEvent) -> None:
-        """Report a port named with --in/--out going (``lost``) and coming ``back``; ports
-        we create ourselves cannot go that way, so nothing is reported for them."""
+        """Report a port named with --in/--out/--controls-in going (``lost``) and coming
+        ``back``; ports we create ourselves cannot go that way, so nothing is reported for
+        them."""
 
     def send(self, message: mido.Message) -> None:
         """Send one message; raises :class:`PortLost` when the backend has gone."""
@@ -61,94 +80,40 @@ class Ports(Protocol):
     def close(self) -> None: ...
 
 
-class MemoryPorts:
-    """In-memory ports for tests and headless smoke runs.
-
-    ``play(message)`` delivers input as a backend thread would; everything sent is kept in
-    ``sent`` as ``(now(), message)``. ``lose()`` makes the output fail like an unplugged
-    device (a virtual port whose backend died); ``disappear()``/``reappear()`` act out a
-    named port closing and coming back (what :class:`MidoPorts` reports from its watcher):
-    while the output is gone, sends are counted in ``dropped`` and not kept.
-    ``loopback=True`` feeds every sent message back to the input (a DAW loop).
-    """
-
-    def __init__(self, now: Callable[[], float] = time.perf_counter,
-                 loopback: bool = False) -> None:
-        self.in_name = "memory in"
-        self.out_name = "memory out"
-        self.now = now
-        self.loopback = loopback
-        self.sent: list[tuple[float, mido.Message]] = []
-        self._on_message: OnMessage | None = None
-        self._failures_left = 0
-        self._on_event: OnPortEvent | None = None
-        self.gone: set[str] = set()  # directions ("in", "out") whose port is away
-        self.dropped = 0
-        self.closed = False
-
-    def open(self, on_message: OnMessage) -> None:
-        self._on_message = on_message
-
-    def watch(self, on_event: OnPortEvent) -> None:
-        self._on_event = on_event
-
-    def disappear(self, direction: str = "out") -> None:
-        """The named ``direction`` port closes (the DAW quit): report it lost."""
-        self.gone.add(direction)
-        if self._on_event is not None:
-            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
-                           "lost")
-
-    def reappear(self, direction: str = "out") -> None:
-        """The port is back and reconnected: report it."""
-        self.gone.discard(direction)
-        if self._on_event is not None:
-            self._on_event(direction, self.out_name if direction == "out" else self.in_name,
-                           "back")
-
-    def play(self, message: mido.Message) -> None:
-        if self._on_message is not None and "in" not in self.gone:
-            self._on_message(message)
-
-    def lose(self, failures: int = 1) -> None:
-        """Make the next ``failures`` sends raise :class:`PortLost`."""
-        self._failures_left = failures
-
-    def send(self, message: mido.Message) -> None:
-        if self._failures_left > 0:
-            self._failures_left -= 1
-            raise PortLost(f"{self.out_name}: port lost")
-        if "out" in self.gone:
-            self.dropped += 1
-            return
-        self.sent.append((self.now(), message.copy()))
-        if self.loopback:
-            self.play(message.copy())
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class MidoPorts:
     """Real ports through mido and python-rtmidi.
 
-    With no name the ports are virtual ("qbdi in"/"qbdi out", client "qbdi"); a name opens
-    the existing port instead (Windows and loopMIDI have no virtual ports). A named port
-    may close and return while serving: see :meth:`watch`.
+    With no port name the ports are virtual, ``"NAME in"`` and ``"NAME out"`` of the MIDI
+    client ``NAME`` (``name``, default "qbdi"); a port name opens the existing port instead
+    (Windows and loopMIDI have no virtual ports); the controls input is always an existing
+    port, by name. A named port may close and return while serving: see :meth:`watch`.
+    Virtual ports are refused (:class:`PortNameTaken`) when ports of those names exist
+    already (another server of that name).
+
+    python-rtmidi makes one backend client per port: under JACK the input is
+    ``NAME:NAME in`` and the output ``NAME-01:NAME out`` (JACK client names are unique);
+    under ALSA both clients are called ``NAME``. Input packets that are not valid MIDI are
+    counted (``midi_log``) and logged in bounded amounts.
     """
 
     def __init__(self, backend: str, in_port: str | None = None,
-                 out_port: str | None = None) -> None:
+                 out_port: str | None = None, name: str = CLIENT_NAME,
+                 controls_port: str | None = None) -> None:
         check_backend(backend)
         self.backend = backend
         self._rt = rtmidi_backend(backend)
         self._in_port = in_port
         self._out_port = out_port
-        self.in_name = in_port or DEFAULT_IN
-        self.out_name = out_port or DEFAULT_OUT
-        self._input: mido.ports.BaseInput | None = None
+        self.client_name = name
+        self.in_name = in_port or f"{name} in"
+        self.out_name = out_port or f"{name} out"
+        self.controls_name = controls_port
+        self.midi_log = BoundedLog(log, "MIDI input")
+        self._input: MidiInput | None = None
         self._output: mido.ports.BaseOutput | None = None
+        self._controls: MidiInput | None = None
         self._on_message: OnMessage | None = None
+        self._on_control: OnMessage = lambda _: None
         self._send_lock = threading.Lock()
         self._lost: set[str] = set()  # named directions whose port is away
         self.dropped = 0  # messages sent while the named output was away
@@ -156,37 +121,53 @@ class MidoPorts:
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
 
-    def open(self, on_message: OnMessage) -> None:
+    def open(self, on_message: OnMessage, on_control: OnMessage | None = None) -> None:
         if (self._in_port is None or self._out_port is None) and self.backend == "windows":
             raise BackendUnavailable("Windows has no virtual MIDI ports: create two loopMIDI "
                                      "ports and pass them with --in NAME --out NAME")
         self._on_message = on_message
+        if on_control is not None:
+            self._on_control = on_control
+        check_names_free(self.backend, [name for name, given in
+                                        ((self.in_name, self._in_port),
+                                         (self.out_name, self._out_port)) if given is None])
         try:
-            # Input first: under JACK the first client is "qbdi", so "qbdi:qbdi in".
-            self._input = self._open_input(on_message)
+            # Input first: under JACK the first client is "NAME", so "NAME:NAME in".
+            self._input = self._open_input("in")
             self._output = self._open_output()
-        except OSError as err:
+            if self.controls_name is not None:
+                self._controls = self._open_input("controls")
+        except (OSError, PortNotFound) as err:
             self.close()
+            if isinstance(err, PortNotFound):
+                raise
             raise PortNotFound(f"{self.backend}: cannot open MIDI ports: {err}") from err
         self.in_name, self.out_name = self._input.name, self._output.name
+        if self._controls is not None:
+            self.controls_name = self._controls.name
 
-    def _open_input(self, on_message: OnMessage,
-                    names: list[str] | None = None) -> mido.ports.BaseInput:
-        """Our virtual input, or the named one among ``names`` (listed now when None)."""
-        if self._in_port is None:
-            return self._rt.open_input(DEFAULT_IN, virtual=True, client_name=CLIENT_NAME,
-                                       callback=on_message)
+    def _open_input(self, direction: str, names: list[str] | None = None) -> MidiInput:
+        """Our virtual input, or the named input (``in``) or controls port (``controls``)
+        among ``names`` (listed now when None)."""
+        api = rtmidi_api(self.backend)
+        wanted = self._in_port if direction == "in" else self.controls_name
+        callback = self._on_message if direction == "in" else self._on_control
+        assert callback is not None
+        if wanted is None:
+            return MidiInput(api, self.client_name, self.in_name, True, callback,
+                             self.midi_log)
         names = self._rt.get_input_names() if names is None else names
-        name = resolve_port(self._in_port, names, "input")
-        return self._rt.open_input(name, callback=on_message)
+        name = resolve_port(wanted, names, "input" if direction == "in" else "controls input")
+        return MidiInput(api, self.client_name, name, False, callback, self.midi_log)
 
     def _open_output(self, names: list[str] | None = None) -> mido.ports.BaseOutput:
         """Our virtual output, or the named one among ``names`` (listed now when None)."""
         if self._out_port is None:
-            return self._rt.open_output(DEFAULT_OUT, virtual=True, client_name=CLIENT_NAME)
+            return self._rt.open_output(self.out_name, virtual=True,
+                                        client_name=self.client_name)
         names = self._rt.get_output_names() if names is None else names
         name = resolve_port(self._out_port, names, "output")
-        return self._rt.open_output(name)
+        return self._rt.open_output(name)  # (mido names no client for an existing port)
 
     def send(self, message: mido.Message) -> None:
         """Send, or raise :class:`PortLost` (our virtual port failed). A named output that
@@ -211,30 +192,37 @@ class MidoPorts:
         """Start watching the named ports (nothing to do for virtual ones): ``on_event`` is
         called on the watcher thread when one goes away or is back and reconnected."""
         self._on_event = on_event
-        if self._in_port is None and self._out_port is None:
+        if not self._named():
             return
         self._watcher = threading.Thread(target=self._watch_loop, name="qbdi-port-watch",
                                          daemon=True)
         self._watcher.start()
 
+    def _named(self) -> dict[str, str]:
+        """``{direction: name wanted}`` of the ports named on the command line."""
+        wanted = {"in": self._in_port, "out": self._out_port, "controls": self.controls_name}
+        return {direction: name for direction, name in wanted.items() if name is not None}
+
+    def _name(self, direction: str) -> str:
+        names = {"in": self.in_name, "out": self.out_name, "controls": self.controls_name}
+        return names[direction] or direction
+
     def _report(self, direction: str, kind: str) -> None:
         if self._on_event is not None:
-            self._on_event(direction, self.in_name if direction == "in" else self.out_name,
-                           kind)
+            self._on_event(direction, self._name(direction), kind)
 
     def _watch_loop(self) -> None:
         import rtmidi
 
-        api = getattr(rtmidi, f"API_{RTMIDI_APIS[self.backend]}")
+        api = rtmidi_api(self.backend)
         # One long-lived probe per direction: mido's get_*_names opens a new client per call.
-        sources = rtmidi.MidiIn(rtapi=api, name=f"{CLIENT_NAME}-watch")
-        targets = rtmidi.MidiOut(rtapi=api, name=f"{CLIENT_NAME}-watch")
+        sources = rtmidi.MidiIn(rtapi=api, name=f"{self.client_name}-watch")
+        targets = rtmidi.MidiOut(rtapi=api, name=f"{self.client_name}-watch")
         try:
             while not self._stop_watch.wait(WATCH_S):
-                if self._in_port is not None:
-                    self._check("in", self._in_port, sources.get_ports())
-                if self._out_port is not None:
-                    self._check("out", self._out_port, targets.get_ports())
+                for direction, wanted in self._named().items():
+                    names = (targets if direction == "out" else sources).get_ports()
+                    self._check(direction, wanted, names)
         except Exception:
             log.exception("the port watcher stopped")
         finally:
@@ -243,7 +231,7 @@ class MidoPorts:
 
     def _check(self, direction: str, wanted: str, names: list[str]) -> None:
         try:
-            resolve_port(wanted, names, "input" if direction == "in" else "output")
+            resolve_port(wanted, names, "output" if direction == "out" else "input")
             present = True
         except PortNotFound:
             present = False
@@ -256,18 +244,18 @@ class MidoPorts:
         with self._send_lock:
             self._lost.add(direction)
         log.warning("MIDI %s port %r went away; waiting for it to return", direction,
-                    self.in_name if direction == "in" else self.out_name)
+                    self._name(direction))
         self._report(direction, "lost")
 
     def _come_back(self, direction: str, names: list[str]) -> None:
         """Reopen the port found in the watcher's ``names``: listing again through mido
         would make one more backend client, which can take long under JACK."""
         try:
+            old: MidiInput | mido.ports.BaseOutput | None
             if direction == "in":
-                assert self._on_message is not None
-                new_in, old_in = self._open_input(self._on_message, names), self._input
-                self._input = new_in
-                old = old_in
+                old, self._input = self._input, self._open_input("in", names)
+            elif direction == "controls":
+                old, self._controls = self._controls, self._open_input("controls", names)
             else:
                 new_out = self._open_output(names)
                 with self._send_lock:
@@ -279,14 +267,23 @@ class MidoPorts:
             old.close()
         with self._send_lock:
             self._lost.discard(direction)
-        log.warning("MIDI %s port %r is back: reconnected", direction,
-                    self.in_name if direction == "in" else self.out_name)
+        log.warning("MIDI %s port %r is back: reconnected", direction, self._name(direction))
         self._report(direction, "back")
 
     def close(self) -> None:
+        """Close every port (idempotent); the output only once what was just sent (the last
+        note-offs) has had time to leave: rtmidi's JACK output unregisters its port right
+        after the cycle that flushes it, before the receiving client has read that cycle's
+        events. A send after close raises :class:`PortLost` (sending to a closed rtmidi JACK
+        port crashes the process)."""
         self._stop_watch.set()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=2.0)
-        for port in (self._input, self._output):
+        with self._send_lock:
+            output, self._output = self._output, None
+        for port in (self._input, self._controls):
             if port is not None and not port.closed:
                 port.close()
+        if output is not None and not output.closed:
+            time.sleep(OUTPUT_DRAIN_S)
+            output.close()

@@ -7,7 +7,9 @@ bytes inside messages). Streams: random status bytes, sysex floods, running stat
 note-on storms, out-of-range data bytes, MIDI clock, Start/Stop and Song Position.
 
 After each batch: the server is alive and answers ``/qbdi/status`` over UDP; MIDI changed
-no setting; ``notes_in`` counts exactly the note-ons that were valid; after
+no setting (with no MIDI controls bound; with every kind bound, knobs, program changes and
+pads change settings, and the rest holds); ``notes_in`` counts exactly the note-ons that were
+valid (but for those of the pads' channel); after
 ``/qbdi/mode mute`` nothing sounds. (A fuzzed note-on identical to one the server has just
 played counts as its echo, as the echo filter documents.) A JACK test sends raw packets
 through real ports into a ``qbdi serve`` process and checks the same from outside, SIGTERM
@@ -82,14 +84,24 @@ def messages_of(packets: list[list[int]], rng: random.Random) -> list[mido.Messa
     return out
 
 
-def is_note_on(message: mido.Message) -> bool:
-    return message.type == "note_on" and message.velocity > 0
+PADS_CHANNEL = 10
+# Every kind of MIDI control bound: knobs, a panic button, program changes, pads.
+ALL_CONTROLS = {"cc": {"bits": 1, "threshold": 74, "mode": 20, "sampling": 21, "silence": 22,
+                       "panic": 23},
+                "programs": ["default", "free"], "notes_channel": PADS_CHANNEL,
+                "notes": {"mode": 36, "sampling": 37, "silence": 38, "panic": 39}}
+NO_CONTROLS = {"cc": {}, "programs": []}
 
 
-def _run(checkpoint, packets: int, follow_clock: bool) -> None:
+def is_note_on(message: mido.Message, pads: bool = False) -> bool:
+    return (message.type == "note_on" and message.velocity > 0
+            and not (pads and message.channel == PADS_CHANNEL - 1))
+
+
+def _run(checkpoint, packets: int, follow_clock: bool, controls: bool = False) -> None:
     rng = random.Random(7)
-    state = changed(load_preset("default"), tempo_bpm=480.0,
-                    improviser={"mode": "echo"})
+    state = changed(load_preset("default"), tempo_bpm=480.0, improviser={"mode": "echo"},
+                    controls=ALL_CONTROLS if controls else NO_CONTROLS)
     clock = MidiClockFollower() if follow_clock else None
     with live_server(checkpoint, state, clock=clock) as live:
         valid_note_ons = 0
@@ -97,7 +109,7 @@ def _run(checkpoint, packets: int, follow_clock: bool) -> None:
             batch = messages_of([packet(rng) for _ in range(BATCH)], rng)
             for message in batch:
                 live.ports.play(message)
-            valid_note_ons += sum(map(is_note_on, batch))
+            valid_note_ons += sum(is_note_on(m, pads=controls) for m in batch)
             counts = live.client.status()
             assert live.alive(), (start, live.errors)
             # exact, but for a fuzzed note-on identical to a note we had just played (our
@@ -105,7 +117,11 @@ def _run(checkpoint, packets: int, follow_clock: bool) -> None:
             # or held until the guard or the bar's close decides
             echoes, held = counts["echoes_dropped"], counts["notes_held"]
             assert valid_note_ons - echoes - held <= counts["notes_in"] <= valid_note_ons
-            assert live.server.state == state, "MIDI input must not change any setting"
+            if not controls:
+                assert live.server.state == state, "MIDI input must not change any setting"
+        if controls:
+            counters = live.server.control.midi.counters
+            assert counters.applied > 0 and live.server.state != state
         live.client.send("/qbdi/mode", "mute")
         live.client.status()
         assert live.ports.sounding == set()
@@ -114,9 +130,12 @@ def _run(checkpoint, packets: int, follow_clock: bool) -> None:
     assert live.ports.recorder.double_note_ons == 0
 
 
-@pytest.mark.parametrize("follow_clock", [False, True], ids=["internal-clock", "midi-clock"])
-def test_random_midi_byte_streams_never_crash_or_leave_a_note(tiny_checkpoint, follow_clock):
-    _run(tiny_checkpoint, CI_PACKETS, follow_clock)
+@pytest.mark.parametrize(("follow_clock", "controls"), [(False, False), (True, False),
+                                                      (False, True)],
+                         ids=["internal-clock", "midi-clock", "every-control-bound"])
+def test_random_midi_byte_streams_never_crash_or_leave_a_note(tiny_checkpoint, follow_clock,
+                                                              controls):
+    _run(tiny_checkpoint, CI_PACKETS, follow_clock, controls)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from pythonosc.osc_packet import OscPacket
 from stress_rig import live_server
 
 from qbdi.presets import list_presets, load_preset
-from qbdi.server import osc, osc_routing
+from qbdi.server import osc
 from qbdi.server.osc_transport import check_bundle
 from qbdi.settings import MODES, SILENCE_POLICIES, STATS_SOURCES, Preset, changed
 
@@ -110,7 +110,7 @@ class Model:
 
     def __init__(self, state: Preset) -> None:
         self.state = state
-        self.dispatcher = osc_routing.build_dispatcher()
+        self.dispatcher = osc.build_dispatcher()
         self.malformed = 0
         self.messages = 0
 
@@ -123,7 +123,7 @@ class Model:
             return
         for msg in messages:
             self.messages += 1
-            for row in osc_routing.rows_for(self.dispatcher, msg.address):
+            for row in osc.rows_for(self.dispatcher, msg.address):
                 self.state = expected_after(self.state, row.address, list(msg.params))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qbdi.errors import PresetError
-from qbdi.presets import list_presets, load_named_preset, load_preset
+from qbdi.presets import cc_table, list_presets, load_named_preset, load_preset
 from qbdi.settings import Preset, changed
 
 
@@ -15,6 +15,14 @@ def test_the_required_presets_ship_and_validate():
         assert isinstance(load_preset(name), Preset)
     assert load_preset("paper-256").improviser.budget_bits == 256
     assert load_preset("free").improviser.mode == "free"
+
+
+def test_the_shipped_presets_share_one_control_mapping_whose_programs_exist():
+    mapping = load_preset("default").controls
+    assert all(load_preset(name).controls == mapping for name in list_presets())
+    assert mapping.cc.bound() == {"bits": 1, "threshold": 74}
+    assert mapping.programs == ["default", "paper-256", "free"]
+    assert all(name in list_presets() for name in mapping.programs)
 
 
 @pytest.mark.parametrize(("text", "field"), [
@@ -30,6 +38,19 @@ def test_the_required_presets_ship_and_validate():
     ("[playing]\ninput_channel = 0", "playing.input_channel"),
     ("[playing]\ninput_channel = \"omni\"", "playing.input_channel"),
     ('[playing]\nvelocity = "loud"', "playing.velocity"),
+    ("[controls.cc]\nbits = 120", "controls.cc.bits"),
+    ("[controls.cc]\nthreshold = -1", "controls.cc.threshold"),
+    ('[controls.cc]\nbits = "mod wheel"', "controls.cc.bits"),
+    ("[controls.cc]\ntempo = 3", "controls.cc.tempo"),
+    ("[controls.cc]\nbits = 21\nthreshold = 21", "controls.cc: Value error, CC 21 is bound to "
+                                                "both bits and threshold"),
+    ("[controls]\nchannel = 17", "controls.channel"),
+    ('[controls]\nprograms = ["default", "../secret"]', "controls.programs.1"),
+    ('[controls]\nprograms = "default"', "controls.programs"),
+    ("[controls.notes]\npanic = 36", "controls: Value error, notes are bound, so "
+                                     "notes_channel"),
+    ("[controls]\nnotes_channel = 10\n[controls.notes]\nbits = 36", "controls.notes.bits"),
+    ("[controls]\nnotes_channel = 10\n[controls.notes]\npanic = 128", "controls.notes.panic"),
 ])
 def test_a_bad_preset_names_the_file_and_the_field(tmp_path, text, field):
     path = tmp_path / "mine.toml"
@@ -78,3 +99,9 @@ def test_by_name_loading_looks_in_the_users_folder_first_then_the_shipped_ones(t
     (tmp_path / "bad.toml").write_text("[improviser]\nmode = 3\n")
     with pytest.raises(PresetError, match="bad.toml: improviser.mode"):
         load_named_preset("bad", tmp_path)
+
+
+def test_learned_bindings_print_as_a_table_that_loads_back(tmp_path):
+    learned = changed(load_preset("default"), controls={"cc": {"bits": 21, "panic": 64}})
+    (tmp_path / "mine.toml").write_text(cc_table(learned.controls.cc) + "\n")
+    assert load_preset(tmp_path / "mine.toml").controls.cc == learned.controls.cc

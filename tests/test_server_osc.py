@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mido
 import pytest
 from pythonosc.osc_message import OscMessage
 
@@ -133,7 +134,7 @@ def test_each_setting_address_applies_and_replies_the_new_value(running, address
 def test_every_address_in_the_table_has_a_test():
     # /qbdi/model: tests/test_model_switch.py (it needs a session with two models)
     tested = {c[0] for c in SETTINGS_CASES} | {"/qbdi/preset", "/qbdi/panic", "/qbdi/status",
-                                               "/qbdi/model"}
+                                               "/qbdi/model", "/qbdi/learn"}
     assert tested == set(osc.BY_ADDRESS)
 
 
@@ -154,9 +155,13 @@ def with_presets(tiny_checkpoint, tmp_path) -> Iterator[Running]:
 
 def test_a_preset_in_the_users_folder_loads_by_name(with_presets, tmp_path):
     (tmp_path / "slow.toml").write_text('tempo_bpm = 61.0\n[improviser]\nmode = "free"\n')
+    controls = with_presets.server.state.controls
     with_presets.client.send("/qbdi/preset", "slow")
     assert with_presets.client.wait_for("/qbdi/bpm") == [61.0]
-    assert with_presets.server.state == load_preset(tmp_path / "slow.toml")
+    # The MIDI controls in use stay: slow.toml's (empty) [controls] table counts only at start.
+    assert with_presets.server.state == load_preset(tmp_path / "slow.toml").model_copy(
+        update={"controls": controls})
+    assert controls.cc.bits == 1
 
 
 def test_a_bad_preset_is_refused_and_the_state_stays(with_presets, tmp_path):
@@ -188,12 +193,24 @@ def test_panic_ends_notes_with_cc_123(running):
     assert any(m.is_cc(123) for _, m in running.ports.sent)
 
 
+def test_learn_binds_the_next_cc_and_replies_when_bound(running):
+    assert running.client.ask("/qbdi/learn", "bits") == ["bits", "waiting"]
+    running.ports.play(mido.Message("control_change", control=21, value=3))
+    assert running.client.wait_for("/qbdi/learn") == ["bits", "bound", 21]
+    assert running.client.wait_for("/qbdi/controls") == ["channel", "all", "bits", 21,
+                                                         "threshold", 74]
+    running.ports.play(mido.Message("control_change", control=21, value=0))
+    running.client.ask("/qbdi/status")  # after the CC: the inbox keeps arrival order
+    assert running.server.state.improviser.budget_bits == 0  # (its reply: the feedback target)
+    assert running.server.state.controls.cc.bits == 21
+
+
 def test_status_replies_every_value_and_the_counters(running):
     running.client.send("/qbdi/status")
     assert running.client.wait_for("/qbdi/mode") == ["echo"]
     status = running.client.wait_for("/qbdi/status")
     pairs = dict(zip(status[::2], status[1::2], strict=True))
-    assert {"bar", "overruns", "notes_out", "osc_malformed"} <= set(pairs)
+    assert {"bar", "overruns", "notes_out", "osc_malformed", "midi_controls"} <= set(pairs)
 
 
 INVALID = [
@@ -205,6 +222,7 @@ INVALID = [
     ("/qbdi/silence", ["loud"]), ("/qbdi/velocity", [0]), ("/qbdi/velocity", [200]),
     ("/qbdi/bits", []), ("/qbdi/bits", [1, 2]), ("/qbdi/panic", [1]), ("/qbdi/unknown", [1]),
     ("/qbdi/ir/enable", [2]), ("/qbdi/ir/threshold", [0.0]), ("/qbdi/ir/threshold", [3.5]),
+    ("/qbdi/learn", ["tempo"]), ("/qbdi/learn", []), ("/qbdi/learn", [1]),
 ]
 
 

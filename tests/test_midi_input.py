@@ -1,0 +1,88 @@
+"""Malformed MIDI is counted and logged in bounded amounts (issue 12.2): raw packets sent
+through a real JACK port into :class:`~qbdi.server.midi_input.MidiInput`; valid ones become
+messages exactly as mido makes them."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import mido
+import pytest
+from stress_rig import jack_server
+
+from qbdi.server.backends import rtmidi_api
+from qbdi.server.bounded_log import BoundedLog
+from qbdi.server.midi_input import MALFORMED, MidiInput
+
+pytestmark = pytest.mark.jack
+
+VALID = [[0x90, 60, 100], [0x80, 60, 0], [0xB0, 64, 127], [0xF8]]
+# A data byte above 127, an undefined status, a truncated note, a status inside a sysex.
+# (Not an unterminated sysex: rtmidi's JACK input then holds everything that follows as
+# part of it until an F7 arrives, with mido's input as with ours.)
+MALFORMED_PACKETS = [[0x90, 0xC8, 64], [0xF4], [0x90, 60], [0xF0, 1, 0x90, 0xF7]]
+
+
+def _send_round(raw, rtmidi) -> int:
+    """Send every malformed packet, then the valid ones; return how many bad ones left."""
+    sent_bad = 0
+    for packet in MALFORMED_PACKETS:
+        try:
+            raw.send_message(packet)
+            sent_bad += 1
+        except (ValueError, rtmidi.RtMidiError):
+            pass  # python-rtmidi refuses some shapes before they reach JACK
+    for packet in VALID:
+        raw.send_message(packet)
+    return sent_bad
+
+
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
+    """Round by round: what reaches our port is sorted exactly (every bad packet counted,
+    every valid one delivered in order). The dummy driver on a loaded machine may lose a
+    whole period of events in JACK itself, so a round that arrives not at all is counted
+    apart as the transport's loss, and only a few of those are allowed."""
+    import rtmidi
+
+    got: list[mido.Message] = []
+    rounds, lost_rounds, sent_bad_total = 25, 0, 0
+    with jack_server():
+        bounded = BoundedLog(logging.getLogger("qbdi.test.midi"), "MIDI input", first=2)
+        port = MidiInput(rtmidi_api("jack"), "qbdi-test-in", "fuzz in", True, got.append,
+                         bounded)
+        raw = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="fuzzer")
+        try:
+            raw.open_port(next(i for i, name in enumerate(raw.get_ports())
+                               if name.endswith(":fuzz in")))
+            time.sleep(0.3)  # the connection is made by the JACK server, not at once
+            with caplog.at_level(logging.WARNING):
+                for _ in range(rounds):
+                    got_before, bad_before = len(got), port.malformed
+                    sent_bad = _send_round(raw, rtmidi)
+                    arrived = _wait_for(lambda: len(got) - got_before == len(VALID)
+                                        and port.malformed - bad_before == sent_bad, 2.0)
+                    if not arrived:
+                        # Nothing of it may have reached us: a round is whole or absent.
+                        assert len(got) == got_before and port.malformed == bad_before
+                        lost_rounds += 1
+                        continue
+                    assert [m.bytes() for m in got[got_before:]] == VALID
+                    sent_bad_total += sent_bad
+        finally:
+            raw.delete()
+            port.close()
+    assert sent_bad_total > 0
+    assert lost_rounds <= 2, f"JACK lost {lost_rounds} of {rounds} rounds"
+    assert len(got) == len(VALID) * (rounds - lost_rounds)
+    assert port.malformed == sent_bad_total
+    logged = [r for r in caplog.records if "malformed MIDI packet" in r.getMessage()]
+    assert len(logged) == 2, "the first two, then only counted"
+    assert bounded.count(MALFORMED) == sent_bad_total
