@@ -67,8 +67,8 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
                 for _ in range(rounds):
                     got_before, bad_before = len(got), port.malformed
                     sent_bad = _send_round(raw, rtmidi)
-                    arrived = _wait_for(lambda: len(got) - got_before == len(VALID)
-                                        and port.malformed - bad_before == sent_bad, 2.0)
+                    want = (got_before + len(VALID), bad_before + sent_bad)
+                    arrived = _wait_for(lambda w=want: (len(got), port.malformed) == w, 2.0)
                     if not arrived:
                         # Nothing of it may have reached us: a round is whole or absent.
                         assert len(got) == got_before and port.malformed == bad_before
