@@ -146,7 +146,8 @@ NUMBERS = st.one_of(
                      19.9, math.nan, math.inf, -math.inf, 1e300, 3.4e38]),
 )
 WORDS = st.sampled_from(["full", "query", "free", "echo", "mute", "window", "corpus",
-                         "prior", "silent", "repeat", "follow", "on", "off", "auto", "true", "FALSE",
+                         "prior", "silent", "repeat", "follow", "on", "off", "auto", "true",
+                         "FALSE",
                          "", "loud", "default-ish", "../../etc/passwd", "/dev/zero",
                          "/nonexistent/preset.toml"])
 ARG = st.one_of(

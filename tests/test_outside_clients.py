@@ -162,10 +162,13 @@ def test_the_daws_midi_clock_from_jack_midi_clock_is_followed(tmp_path):
         # server measures the tempo from the clocks' arrival times, so both jitter by a few
         # percent here: the server left its preset's 120 BPM for the clock's, reports it
         # once a bar as it moves, and its bars follow what it reports.
-        assert _clock_tempo_bpm(ticks) == pytest.approx(TEMPO_BPM, rel=0.1)
+        # The clock is compared with itself as it arrived: under load the dummy driver ran
+        # 15-25 % slow against the wall clock, and the server must follow what it hears.
+        clock_bpm = _clock_tempo_bpm(ticks)
+        assert clock_bpm > 2 * 120.0, "the clock runs far from the preset's 120 BPM"
         tempos = [m.args[0] for m in dump.messages("/qbdi/bpm")]
         followed_bpm = statistics.median(tempos)
-        assert followed_bpm == pytest.approx(TEMPO_BPM, rel=0.1), tempos
+        assert followed_bpm == pytest.approx(clock_bpm, rel=0.1), (clock_bpm, tempos)
         gaps_s = [b.t_s - a.t_s for a, b in itertools.pairwise(bars[1:])]
         assert statistics.median(gaps_s) == pytest.approx(240 / followed_bpm, rel=0.05)
         jack.transport("stop")  # Stop: every answer note ends at once
