@@ -154,3 +154,15 @@ class Listeners(LoopListener):
 
     def stopped(self) -> None:
         self._each("stopped")
+
+
+@dataclass(slots=True)
+class LoopCounters:
+    """What the loop counts, for status and the tests."""
+
+    bars: int = 0
+    overruns: int = 0
+    skipped_bars: int = 0
+    late_notes_dropped: int = 0
+    bar_errors: int = 0
+    last_compute_ms: float = 0.0

@@ -7,13 +7,11 @@ closes the bars that are due, has them answered and sends the notes that are due
 
 Guarantees:
 
-* **The loop thread never waits on I/O.** What it outputs is handed over without waiting;
-  a reader that cannot keep up loses lines, counted, and the loop loses no time: logs (from
-  any thread, and the ``ready`` line) go through a bounded queue to a writer thread per
-  stream (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the terminal
-  view and the take draw and save on threads of their own, and listeners only queue work.
-  Shutdown waits for those threads a bounded time. What outsiders can repeat at will is
-  logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in status.
+* **The loop thread never waits on I/O.** Output is handed over without waiting (a reader
+  that cannot keep up loses lines, counted): logs through a bounded queue to a writer thread
+  (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the view and the
+  take on threads of their own; listeners only queue work. What outsiders can repeat at
+  will is logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
   that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
   to compute before its first note is due.
@@ -33,7 +31,6 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import mido
@@ -44,7 +41,7 @@ from qbdi.server.clocks import Clock, steps_per_s
 from qbdi.server.collector import BarCollector, CollectedBar
 from qbdi.server.echo import EchoGuard
 from qbdi.server.errors import PortLost
-from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopListener
+from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopCounters, LoopListener
 from qbdi.server.inbox import Inbox, Item
 from qbdi.server.player import PlayerInput
 from qbdi.server.ports import Ports
@@ -55,16 +52,6 @@ from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (heartbeat, MIDI clock, tempo changes)
-
-
-@dataclass(slots=True)
-class LoopCounters:
-    bars: int = 0
-    overruns: int = 0
-    skipped_bars: int = 0
-    late_notes_dropped: int = 0
-    bar_errors: int = 0
-    last_compute_ms: float = 0.0
 
 
 class Loop:
