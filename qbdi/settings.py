@@ -28,11 +28,13 @@ StatsSource = Literal["window", "query", "corpus", "prior"]
 Silence = Literal["silent", "repeat"]
 Channel = Literal["paper", "perception"]
 Spread = Literal["stats", "corpus"]
+EchoGuardMode = Literal["auto", "on", "off"]
 MODES: Final = get_args(Mode)
 CHANNELS: Final = get_args(Channel)
 SPREADS: Final = get_args(Spread)
 STATS_SOURCES: Final = get_args(StatsSource)
 SILENCE_POLICIES: Final = get_args(Silence)
+ECHO_GUARDS: Final = get_args(EchoGuardMode)
 
 FULL_RATE: Final = "full"
 """The budget that bypasses the channel: the decoder gets ``z_e`` itself."""
@@ -108,6 +110,10 @@ class PlaySettings(BaseModel):
     input_channel: Annotated[int, Field(ge=1, le=16)] | Literal["all"] = Field(
         "all", description="take notes from this input channel alone, 1-16 (say when a DAW "
         "sends other tracks or a drum part to qbdi in), or from all")
+    echo_guard: EchoGuardMode = Field(
+        "auto", description="our own notes coming back to qbdi in (a DAW loop): auto drops "
+        "them only while the notes show such a loop, on always drops an input note that "
+        "looks like one we just sent, off never drops")
 
 
 class LiveIrSettings(BaseModel):

@@ -10,9 +10,12 @@ One module per job:
   it), :mod:`~qbdi.server.player` and :mod:`~qbdi.server.collector` (collect bar n),
   :mod:`~qbdi.server.responder` (answer it through the one improviser),
   :mod:`~qbdi.server.scheduler` (play the answer in bar n+1), :mod:`~qbdi.server.echo`
-  (ignore our own output coming back), and :mod:`~qbdi.server.loop` that runs them;
+  (ignore our own output coming back, while :mod:`~qbdi.server.round_trips` shows that it
+  does), and :mod:`~qbdi.server.loop` that runs them;
 * control: :mod:`~qbdi.server.control` (validated changes), :mod:`~qbdi.server.osc` (the
-  one address table), :mod:`~qbdi.server.osc_transport` (UDP);
+  one address table and the routing to it,
+  :mod:`~qbdi.server.osc_docs` prints it),
+  :mod:`~qbdi.server.osc_transport` (UDP);
 * what watches the loop, as listeners of :mod:`~qbdi.server.events`:
   :mod:`~qbdi.server.feedback` (OSC reports), :mod:`~qbdi.server.live_ir` (information
   rate, on its own thread), :mod:`~qbdi.server.take` (recording), :mod:`~qbdi.server.status`

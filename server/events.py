@@ -85,6 +85,10 @@ class LoopListener:
     def error(self, reason: str) -> None:
         """Something failed inside the loop (a bar, a port); playing goes on."""
 
+    def echo_loop(self, found: bool, latency_ms: float) -> None:
+        """Our output was found routed back into our input (``found``), our notes coming
+        back after ``latency_ms``, or no longer is; said once each time it changes."""
+
     def tick(self, now_s: float, next_bar: int) -> None:
         """Every turn of the loop."""
 
@@ -142,8 +146,23 @@ class Listeners(LoopListener):
     def error(self, reason: str) -> None:
         self._each("error", reason)
 
+    def echo_loop(self, found: bool, latency_ms: float) -> None:
+        self._each("echo_loop", found, latency_ms)
+
     def tick(self, now_s: float, next_bar: int) -> None:
         self._each("tick", now_s, next_bar)
 
     def stopped(self) -> None:
         self._each("stopped")
+
+
+@dataclass(slots=True)
+class LoopCounters:
+    """What the loop counts, for status and the tests."""
+
+    bars: int = 0
+    overruns: int = 0
+    skipped_bars: int = 0
+    late_notes_dropped: int = 0
+    bar_errors: int = 0
+    last_compute_ms: float = 0.0

@@ -54,6 +54,9 @@ class FeedbackListener(LoopListener):
     def error(self, reason: str) -> None:
         self.feedback.send(osc.ERROR, [reason])
 
+    def echo_loop(self, found: bool, latency_ms: float) -> None:
+        self.feedback.send(osc.ECHO_LOOP, [int(found), round(latency_ms, 1)])
+
     def tick(self, now_s: float, next_bar: int) -> None:
         if self._started_s is None:
             self._started_s = self._heartbeat_s = now_s

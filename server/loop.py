@@ -7,13 +7,11 @@ closes the bars that are due, has them answered and sends the notes that are due
 
 Guarantees:
 
-* **The loop thread never waits on I/O.** What it outputs is handed over without waiting;
-  a reader that cannot keep up loses lines, counted, and the loop loses no time: logs (from
-  any thread, and the ``ready`` line) go through a bounded queue to a writer thread per
-  stream (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the terminal
-  view and the take draw and save on threads of their own, and listeners only queue work.
-  Shutdown waits for those threads a bounded time. What outsiders can repeat at will is
-  logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted in status.
+* **The loop thread never waits on I/O.** Output is handed over without waiting (a reader
+  that cannot keep up loses lines, counted): logs through a bounded queue to a writer thread
+  (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the view and the
+  take on threads of their own; listeners only queue work. What outsiders can repeat at
+  will is logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
   that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
   to compute before its first note is due.
@@ -23,6 +21,7 @@ Guarantees:
 * Every note-on sent gets its note-off. A mode change, a preset change, panic, an exception
   in a bar, a clock stop or jump, the port failing and shutdown all end sounding notes
   (note-offs, then CC 123).
+* Our output routed back to our input (DAW loops) is dropped as :mod:`~.echo` says.
 * Listeners hear of a bar only once its answer is scheduled, so none can delay it.
 """
 
@@ -32,18 +31,17 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import mido
 
 from qbdi.bars import STEPS_PER_BAR
 from qbdi.improviser import Improviser
-from qbdi.server.clocks import Clock
+from qbdi.server.clocks import Clock, steps_per_s
 from qbdi.server.collector import BarCollector, CollectedBar
-from qbdi.server.echo import EchoFilter
+from qbdi.server.echo import EchoGuard
 from qbdi.server.errors import PortLost
-from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopListener
+from qbdi.server.events import AnsweredBar, BarReport, Listeners, LoopCounters, LoopListener
 from qbdi.server.inbox import Inbox, Item
 from qbdi.server.player import PlayerInput
 from qbdi.server.ports import Ports
@@ -54,16 +52,6 @@ from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (heartbeat, MIDI clock, tempo changes)
-
-
-@dataclass(slots=True)
-class LoopCounters:
-    bars: int = 0
-    overruns: int = 0
-    skipped_bars: int = 0
-    late_notes_dropped: int = 0
-    bar_errors: int = 0
-    last_compute_ms: float = 0.0
 
 
 class Loop:
@@ -82,7 +70,8 @@ class Loop:
         self.close_ahead_steps = close_ahead_steps
         self.counters = LoopCounters()
         self.collector = BarCollector()
-        self.echo = EchoFilter(echo_window_s)
+        self.echo = EchoGuard(echo_window_s, state.playing.echo_guard, self.listeners.echo_loop,
+                              lambda: STEPS_PER_BAR / steps_per_s(self.clock.tempo_bpm))
         self.player = PlayerInput(clock, self.collector, self.echo, self.listeners)
         self.responder = Responder(improviser)
         self.scheduler = Scheduler(self._send, state.playing.midi_channel - 1)
@@ -179,6 +168,7 @@ class Loop:
     def _restart_bars(self) -> None:
         bar = max(math.floor(self.clock.now_steps() / STEPS_PER_BAR), 0)
         self.next_bar = bar
+        self.player.settle()
         self.collector.restart(bar)
 
     # -- bars -----------------------------------------------------------------------------
@@ -186,6 +176,7 @@ class Loop:
         if self._closes_at(self.next_bar) > now_steps:
             return
         # Fell behind by more than a bar: answer only the latest bar, never queue.
+        self.player.settle(self.clock.now_s())  # nothing held is left out of its bar
         while self._closes_at(self.next_bar + 1) <= now_steps:
             self.collector.close(self.next_bar)
             self.counters.skipped_bars += 1
@@ -245,8 +236,7 @@ class Loop:
             self.responder.improviser = self.models[new.model]  # answers from the next bar
         if new.improviser.mode != old.improviser.mode:
             self.end_notes(f"mode {old.improviser.mode} -> {new.improviser.mode}")
-        if new.playing.input_channel != old.playing.input_channel:
-            self.player.release_held()
+        self.player.adopt(old.playing, new.playing)  # input channel, echo guard
         if new.playing.midi_channel != old.playing.midi_channel:
             self.end_notes("output channel changed")
             self.scheduler.channel = new.playing.midi_channel - 1
@@ -271,8 +261,9 @@ class Loop:
     def _send(self, message: mido.Message, step: float | None) -> None:
         """Send one message the scheduler releases; ``step`` is the step it was scheduled
         for (None: now)."""
+        sent_s = self.clock.now_s()  # before: its echo may arrive before send() returns
         self.ports.send(message)
-        self.echo.sent(self.clock.now_s(), message)
+        self.echo.sent(sent_s, message)
         self.listeners.sent(self.clock.now_steps() if step is None else step, message)
 
     def end_notes(self, reason: str, cc_when_silent: bool = True) -> None:

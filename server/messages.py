@@ -20,6 +20,11 @@ def note_key(message: mido.Message) -> NoteKey | None:
     return None
 
 
+def is_note_on(message: mido.Message) -> bool:
+    """A note-on that starts a note (velocity above 0)."""
+    return message.type == "note_on" and message.velocity > 0
+
+
 def all_notes_off(channel: int) -> mido.Message:
     """CC 123 on ``channel`` (0-based): the receiver ends every note of that channel."""
     return mido.Message("control_change", channel=channel, control=ALL_NOTES_OFF_CC, value=0)

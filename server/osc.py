@@ -23,6 +23,7 @@ from qbdi.server.osc_handlers import (
     Controls,
     bits,
     bpm,
+    echo_guard,
     ir_enable,
     ir_threshold,
     learn,
@@ -40,6 +41,7 @@ from qbdi.server.osc_handlers import (
 )
 from qbdi.server.osc_values import Arg
 from qbdi.settings import (
+    ECHO_GUARDS,
     LEARNABLE,
     MAX_BUDGET_BITS,
     MAX_TEMPO_BPM,
@@ -63,6 +65,7 @@ MOTIF = "/qbdi/motif"
 PORT = "/qbdi/port"
 STATUS = "/qbdi/status"
 BPM = "/qbdi/bpm"
+ECHO_LOOP = "/qbdi/echo/loop"
 LEARN = "/qbdi/learn"
 CONTROLS = "/qbdi/controls"
 # Addresses of the table other code sends to the server (the terminal view's keys).
@@ -132,6 +135,8 @@ TABLE: tuple[OscAddress, ...] = (
                lambda s: [s.playing.silence], Arg("s", vals=SILENCE_POLICIES)),
     OscAddress("/qbdi/velocity", 'int 1-127 | "follow"', velocity, _velocity_report,
                Arg("i", 1, 127, also=("follow",))),
+    OscAddress("/qbdi/echo/guard", "|".join(ECHO_GUARDS), echo_guard,
+               lambda s: [s.playing.echo_guard], Arg("s", vals=ECHO_GUARDS)),
     OscAddress("/qbdi/model", "name", model, lambda s: [s.model or ""],
                Arg("s", choices="models")),
     OscAddress("/qbdi/preset", "name", preset, value=Arg("s", choices="presets")),
@@ -162,6 +167,8 @@ FEEDBACK: tuple[tuple[str, str, str], ...] = (
     (MOTIF, "side length_beats earlier_start_beat start_beat",
      "a repeat of at least a bar just ended in the input (side `in`) or the answers "
      "(`out`): it began at earlier_start_beat and again at start_beat (beats from bar 0)"),
+    (ECHO_LOOP, "1|0 latency_ms", "1: qbdi out is routed back into qbdi in (our notes come "
+     "back after latency_ms), said once when found; 0: it no longer is"),
     (PORT, "in|out|controls name lost|back",
      "a port named with --in/--out/--controls-in closed (the server serves on) or is back "
      "and reconnected"),

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from qbdi.server import osc_values as values
 from qbdi.settings import (
+    ECHO_GUARDS,
     LEARNABLE,
     MAX_BUDGET_BITS,
     MODES,
@@ -177,3 +178,11 @@ def ir_threshold(ctl: Controls, args: Sequence[Any]) -> None:
     feed count as the same (default 0.68): lower finds fewer repeats. Restarts the feed's
     oracles. Replies /qbdi/ir/threshold."""
     ctl.change(live_ir={"threshold": values.number(values.one(args))})
+
+
+def echo_guard(ctl: Controls, args: Sequence[Any]) -> None:
+    """Our own notes routed back into qbdi in. auto: drop them while the notes show such a
+    loop (nearly every note we send comes back, on and off, after the same few ms; said by
+    /qbdi/echo/loop); on: always drop an input note-on equal to one sent in the last 50 ms,
+    and its note-off; off: never. Replies /qbdi/echo/guard."""
+    ctl.change(playing={"echo_guard": values.choice(values.one(args), ECHO_GUARDS)})

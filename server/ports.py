@@ -55,7 +55,8 @@ DEFAULT_OUT = f"{CLIENT_NAME} out"
 OnMessage = Callable[[mido.Message], None]
 OnPortEvent = Callable[[str, str, str], None]  # (direction, name, "lost"|"back")
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
-OUTPUT_DRAIN_S = 0.02  # a few JACK periods (2.7 ms at 128 frames, 48 kHz) before closing
+OUTPUT_DRAIN_S = 0.2  # JACK periods are 2.7 ms (128 frames, 48 kHz), but a loaded machine
+# delays them: under load 6 on 2 cores the last note-offs were lost after 20 ms. Only exit waits.
 
 
 class Ports(Protocol):

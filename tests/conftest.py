@@ -15,6 +15,9 @@ from torch_block import block_torch
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run long soak/fuzz tests")
+    parser.addoption("--soak-clients-minutes", type=float, default=0.0,
+                     help="run the real-time soak with outside programs for this long "
+                          "(tests/test_soak_clients.py; 30 in the README)")
     parser.addoption("--block-torch", action="store_true",
                      help="make `import torch` fail, as where torch is not installed")
 

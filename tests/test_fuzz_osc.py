@@ -31,7 +31,7 @@ from stress_rig import live_server
 from qbdi.presets import list_presets, load_preset
 from qbdi.server import osc
 from qbdi.server.osc_transport import check_bundle
-from qbdi.settings import MODES, SILENCE_POLICIES, STATS_SOURCES, Preset, changed
+from qbdi.settings import ECHO_GUARDS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset, changed
 
 MAX_UDP_BYTES = 65_507
 SYNC_SEED = 7_000_000_000_000
@@ -94,6 +94,8 @@ def expected_after(state: Preset, address: str, args: list[Any]) -> Preset:
             new = {"playing": {"velocity": "follow"}}
         elif _whole(value, 1, 127) is not None:
             new = {"playing": {"velocity": "fixed", "fixed_velocity": _whole(value, 1, 127)}}
+    elif address == "/qbdi/echo/guard" and isinstance(value, str) and value in ECHO_GUARDS:
+        new = {"playing": {"echo_guard": value}}
     elif address == "/qbdi/ir/enable" and _switch(value) is not None:
         new = {"live_ir": {"enabled": _switch(value)}}
     elif address == "/qbdi/ir/threshold" and _is_number(value) and 0 < value <= 3:
@@ -144,7 +146,8 @@ NUMBERS = st.one_of(
                      19.9, math.nan, math.inf, -math.inf, 1e300, 3.4e38]),
 )
 WORDS = st.sampled_from(["full", "query", "free", "echo", "mute", "window", "corpus",
-                         "prior", "silent", "repeat", "follow", "on", "off", "true", "FALSE",
+                         "prior", "silent", "repeat", "follow", "on", "off", "auto", "true",
+                         "FALSE",
                          "", "loud", "default-ish", "../../etc/passwd", "/dev/zero",
                          "/nonexistent/preset.toml"])
 ARG = st.one_of(

@@ -245,11 +245,12 @@ def test_a_loop_that_fell_behind_answers_only_the_latest_bar(tiny_checkpoint):
     rig.assert_silent()
 
 
-def test_our_own_output_echoed_to_our_input_is_ignored(tiny_checkpoint):
-    rig = Rig(tiny_checkpoint, loopback=True)
+def test_with_the_echo_guard_on_our_own_output_echoed_to_our_input_is_ignored(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint, loopback=True, playing={"echo_guard": "on"})
     rig.play(0, 60, 4)
     run_until(rig.server.loop, 64)
-    # Without the filter the looped-back answer would be answered again in bar 2, 3, ...
+    # Without the guard the looped-back answer would be answered again in bar 2, 3, ...
+    # (auto, which waits for the round trips to show the loop: tests/test_echo_guard.py)
     assert [n.start_step for n in rig.sent_notes()] == [16]
     assert rig.server.loop.echo.dropped == 2
     rig.assert_silent()

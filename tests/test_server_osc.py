@@ -119,6 +119,7 @@ SETTINGS_CASES = [
     ("/qbdi/velocity", [64], [64], lambda s: s.playing.fixed_velocity == 64),
     ("/qbdi/ir/enable", ["on"], [1], lambda s: s.live_ir.enabled is True),
     ("/qbdi/ir/threshold", [0.5], [0.5], lambda s: s.live_ir.threshold == 0.5),
+    ("/qbdi/echo/guard", ["off"], ["off"], lambda s: s.playing.echo_guard == "off"),
 ]
 
 

@@ -36,7 +36,7 @@ from qbdi.improviser import Improviser
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
 from qbdi.server.clocks import InternalClock, ManualClock
-from qbdi.server.loop import LoopCounters
+from qbdi.server.events import LoopCounters
 from qbdi.server.manual import run_until
 from qbdi.server.session import Server
 from qbdi.settings import changed

@@ -119,7 +119,7 @@ def test_every_message_it_sends_is_accepted_by_the_server(boxes, cords):
     addresses = {address for address, _ in messages}
     assert addresses == {"/qbdi/bits", "/qbdi/mode", "/qbdi/preset", "/qbdi/bpm",
                          "/qbdi/threshold", "/qbdi/sampling", "/qbdi/ir/enable",
-                         "/qbdi/panic", "/qbdi/status"}
+                         "/qbdi/panic", "/qbdi/status", "/qbdi/echo/guard"}
     assert addresses <= set(osc.BY_ADDRESS)
     assert ("/qbdi/bits", [0]) in messages and ("/qbdi/bits", ["full"]) in messages
     assert ("/qbdi/bits", [max_patch.MAX_BITS]) in messages
@@ -137,6 +137,7 @@ def test_the_preset_menu_lists_shipped_presets(boxes):
     menus = [b for b in boxes.values() if b["maxclass"] == "umenu"]
     items = [[i for i in menu["items"] if i != ","] for menu in menus]
     assert list(max_patch.MODES) in items and list(max_patch.PRESETS) in items
+    assert list(max_patch.ECHO_GUARDS) in items
     for name in max_patch.PRESETS:
         assert name in list_presets()
         load_preset(name)
@@ -147,7 +148,7 @@ def test_it_shows_the_feedback_the_server_sends(boxes, cords):
     routed = _text(route).split()[1:]
     assert set(routed) <= feedback_addresses(), set(routed) - feedback_addresses()
     for wanted in ("/qbdi/bar", "/qbdi/error", "/qbdi/heartbeat", "/qbdi/ir/in",
-                   "/qbdi/ir/out", "/qbdi/motif"):
+                   "/qbdi/ir/out", "/qbdi/motif", "/qbdi/echo/loop"):
         assert wanted in routed
         outlet = routed.index(wanted)
         assert any(s == route["id"] and o == outlet for s, o, _, _ in cords), \

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qbdi.settings import MODES
+from qbdi.settings import ECHO_GUARDS, MODES
 
 OSC_PORT = 9000
 FEEDBACK_PORT = 9001
@@ -26,7 +26,8 @@ TEMPO_RANGE_BPM = (20.0, 960.0)
 THRESHOLD_RANGE = (0.01, 0.99)
 # Feedback the patch shows, each in its own display, in route's outlet order.
 SHOWN = ("/qbdi/bar", "/qbdi/error", "/qbdi/heartbeat", "/qbdi/ir/in", "/qbdi/ir/out",
-         "/qbdi/motif", "/qbdi/overrun", "/qbdi/bits", "/qbdi/mode", "/qbdi/bpm")
+         "/qbdi/motif", "/qbdi/overrun", "/qbdi/bits", "/qbdi/mode", "/qbdi/bpm",
+         "/qbdi/echo/loop")
 
 # (inlets, outlets, outlet types) of the Max objects used, by the object's first word.
 NEWOBJ_IO: dict[str, tuple[int, int, list[str]]] = {
@@ -105,6 +106,8 @@ def _controls(patch: Patch, udpsend: str) -> None:
     _send(patch, _umenu(patch, MODES, 240, 85), 1, "/qbdi/mode", udpsend, 240, 160)
     patch.comment("preset", 380, 60, 80)
     _send(patch, _umenu(patch, PRESETS, 380, 85), 1, "/qbdi/preset", udpsend, 380, 160)
+    patch.comment("echo guard", 700, 60, 80)
+    _send(patch, _umenu(patch, ECHO_GUARDS, 700, 85), 1, "/qbdi/echo/guard", udpsend, 700, 200)
 
     patch.comment("tempo (BPM)", 20, 200, 100)
     tempo = patch.add("flonum", (20, 225, 70, 22), 1, 2, ["", "bang"], format=6,
@@ -165,7 +168,7 @@ def _feedback(patch: Patch) -> None:
               "/qbdi/ir/in": "IR in (bar bits...)", "/qbdi/ir/out": "IR out (bar bits...)",
               "/qbdi/motif": "motif (side len start...)", "/qbdi/overrun": "overrun",
               "/qbdi/bits": "bits in use", "/qbdi/mode": "mode in use",
-              "/qbdi/bpm": "tempo in use"}
+              "/qbdi/bpm": "tempo in use", "/qbdi/echo/loop": "loop back? (1|0 ms)"}
     for row, (address, label) in enumerate(labels.items()):
         _display(patch, route, SHOWN.index(address), label, 20, y0 + 175 + row * 28)
 
@@ -182,7 +185,7 @@ def build() -> dict[str, Any]:
         "appversion": {"major": 8, "minor": 5, "revision": 0, "architecture": "x64",
                        "modernui": 1},
         "classnamespace": "box",
-        "rect": [80.0, 80.0, 780.0, 680.0],
+        "rect": [80.0, 80.0, 880.0, 720.0],
         "openinpresentation": 0,
         "default_fontsize": 12.0,
         "default_fontface": 0,

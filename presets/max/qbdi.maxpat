@@ -12,8 +12,8 @@
   "rect": [
    80.0,
    80.0,
-   780.0,
-   680.0
+   880.0,
+   720.0
   ],
   "openinpresentation": 0,
   "default_fontsize": 12.0,
@@ -262,6 +262,67 @@
      "numoutlets": 0,
      "outlettype": [],
      "patching_rect": [
+      700.0,
+      60.0,
+      80.0,
+      20.0
+     ],
+     "text": "echo guard"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-14",
+     "maxclass": "umenu",
+     "numinlets": 1,
+     "numoutlets": 3,
+     "outlettype": [
+      "int",
+      "",
+      ""
+     ],
+     "patching_rect": [
+      700.0,
+      85.0,
+      110.0,
+      22.0
+     ],
+     "items": [
+      "auto",
+      ",",
+      "on",
+      ",",
+      "off"
+     ],
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-15",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      700.0,
+      200.0,
+      150.0,
+      22.0
+     ],
+     "text": "prepend /qbdi/echo/guard"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-16",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
       20.0,
       200.0,
       100.0,
@@ -272,7 +333,7 @@
    },
    {
     "box": {
-     "id": "obj-14",
+     "id": "obj-17",
      "maxclass": "flonum",
      "numinlets": 1,
      "numoutlets": 2,
@@ -294,7 +355,7 @@
    },
    {
     "box": {
-     "id": "obj-15",
+     "id": "obj-18",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -312,7 +373,7 @@
    },
    {
     "box": {
-     "id": "obj-16",
+     "id": "obj-19",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -328,7 +389,7 @@
    },
    {
     "box": {
-     "id": "obj-17",
+     "id": "obj-20",
      "maxclass": "flonum",
      "numinlets": 1,
      "numoutlets": 2,
@@ -350,7 +411,7 @@
    },
    {
     "box": {
-     "id": "obj-18",
+     "id": "obj-21",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -368,7 +429,7 @@
    },
    {
     "box": {
-     "id": "obj-19",
+     "id": "obj-22",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -384,58 +445,6 @@
    },
    {
     "box": {
-     "id": "obj-20",
-     "maxclass": "toggle",
-     "numinlets": 1,
-     "numoutlets": 1,
-     "outlettype": [
-      "int"
-     ],
-     "patching_rect": [
-      330.0,
-      225.0,
-      24.0,
-      24.0
-     ],
-     "parameter_enable": 0
-    }
-   },
-   {
-    "box": {
-     "id": "obj-21",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "outlettype": [
-      ""
-     ],
-     "patching_rect": [
-      330.0,
-      260.0,
-      150.0,
-      22.0
-     ],
-     "text": "prepend /qbdi/sampling"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-22",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "patching_rect": [
-      450.0,
-      200.0,
-      100.0,
-      20.0
-     ],
-     "text": "live IR"
-    }
-   },
-   {
-    "box": {
      "id": "obj-23",
      "maxclass": "toggle",
      "numinlets": 1,
@@ -444,7 +453,7 @@
       "int"
      ],
      "patching_rect": [
-      450.0,
+      330.0,
       225.0,
       24.0,
       24.0
@@ -462,6 +471,58 @@
       ""
      ],
      "patching_rect": [
+      330.0,
+      260.0,
+      150.0,
+      22.0
+     ],
+     "text": "prepend /qbdi/sampling"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-25",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      450.0,
+      200.0,
+      100.0,
+      20.0
+     ],
+     "text": "live IR"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-26",
+     "maxclass": "toggle",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      "int"
+     ],
+     "patching_rect": [
+      450.0,
+      225.0,
+      24.0,
+      24.0
+     ],
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-27",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
       450.0,
       260.0,
       150.0,
@@ -472,7 +533,7 @@
    },
    {
     "box": {
-     "id": "obj-25",
+     "id": "obj-28",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -490,7 +551,7 @@
    },
    {
     "box": {
-     "id": "obj-26",
+     "id": "obj-29",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -508,7 +569,7 @@
    },
    {
     "box": {
-     "id": "obj-27",
+     "id": "obj-30",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -526,7 +587,7 @@
    },
    {
     "box": {
-     "id": "obj-28",
+     "id": "obj-31",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -542,7 +603,7 @@
    },
    {
     "box": {
-     "id": "obj-29",
+     "id": "obj-32",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -560,11 +621,12 @@
    },
    {
     "box": {
-     "id": "obj-30",
+     "id": "obj-33",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 11,
+     "numoutlets": 12,
      "outlettype": [
+      "",
       "",
       "",
       "",
@@ -583,12 +645,12 @@
       640.0,
       22.0
      ],
-     "text": "route /qbdi/bar /qbdi/error /qbdi/heartbeat /qbdi/ir/in /qbdi/ir/out /qbdi/motif /qbdi/overrun /qbdi/bits /qbdi/mode /qbdi/bpm"
+     "text": "route /qbdi/bar /qbdi/error /qbdi/heartbeat /qbdi/ir/in /qbdi/ir/out /qbdi/motif /qbdi/overrun /qbdi/bits /qbdi/mode /qbdi/bpm /qbdi/echo/loop"
     }
    },
    {
     "box": {
-     "id": "obj-31",
+     "id": "obj-34",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 5,
@@ -610,7 +672,7 @@
    },
    {
     "box": {
-     "id": "obj-32",
+     "id": "obj-35",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -626,7 +688,7 @@
    },
    {
     "box": {
-     "id": "obj-33",
+     "id": "obj-36",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
@@ -645,7 +707,7 @@
    },
    {
     "box": {
-     "id": "obj-34",
+     "id": "obj-37",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -661,7 +723,7 @@
    },
    {
     "box": {
-     "id": "obj-35",
+     "id": "obj-38",
      "maxclass": "flonum",
      "numinlets": 1,
      "numoutlets": 2,
@@ -680,7 +742,7 @@
    },
    {
     "box": {
-     "id": "obj-36",
+     "id": "obj-39",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -696,7 +758,7 @@
    },
    {
     "box": {
-     "id": "obj-37",
+     "id": "obj-40",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
@@ -715,7 +777,7 @@
    },
    {
     "box": {
-     "id": "obj-38",
+     "id": "obj-41",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -731,7 +793,7 @@
    },
    {
     "box": {
-     "id": "obj-39",
+     "id": "obj-42",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
@@ -750,7 +812,7 @@
    },
    {
     "box": {
-     "id": "obj-40",
+     "id": "obj-43",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -766,7 +828,7 @@
    },
    {
     "box": {
-     "id": "obj-41",
+     "id": "obj-44",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
@@ -785,7 +847,7 @@
    },
    {
     "box": {
-     "id": "obj-42",
+     "id": "obj-45",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -801,58 +863,6 @@
    },
    {
     "box": {
-     "id": "obj-43",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "outlettype": [
-      ""
-     ],
-     "patching_rect": [
-      160.0,
-      505.0,
-      80.0,
-      22.0
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-44",
-     "maxclass": "message",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "outlettype": [
-      ""
-     ],
-     "patching_rect": [
-      250.0,
-      505.0,
-      260.0,
-      22.0
-     ],
-     "text": ""
-    }
-   },
-   {
-    "box": {
-     "id": "obj-45",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "patching_rect": [
-      20.0,
-      533.0,
-      140.0,
-      20.0
-     ],
-     "text": "heartbeat (uptime_s bar)"
-    }
-   },
-   {
-    "box": {
      "id": "obj-46",
      "maxclass": "newobj",
      "numinlets": 2,
@@ -862,7 +872,7 @@
      ],
      "patching_rect": [
       160.0,
-      533.0,
+      505.0,
       80.0,
       22.0
      ],
@@ -880,7 +890,7 @@
      ],
      "patching_rect": [
       250.0,
-      533.0,
+      505.0,
       260.0,
       22.0
      ],
@@ -896,11 +906,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      561.0,
+      533.0,
       140.0,
       20.0
      ],
-     "text": "IR in (bar bits...)"
+     "text": "heartbeat (uptime_s bar)"
     }
    },
    {
@@ -914,7 +924,7 @@
      ],
      "patching_rect": [
       160.0,
-      561.0,
+      533.0,
       80.0,
       22.0
      ],
@@ -932,7 +942,7 @@
      ],
      "patching_rect": [
       250.0,
-      561.0,
+      533.0,
       260.0,
       22.0
      ],
@@ -948,11 +958,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      589.0,
+      561.0,
       140.0,
       20.0
      ],
-     "text": "IR out (bar bits...)"
+     "text": "IR in (bar bits...)"
     }
    },
    {
@@ -966,7 +976,7 @@
      ],
      "patching_rect": [
       160.0,
-      589.0,
+      561.0,
       80.0,
       22.0
      ],
@@ -984,7 +994,7 @@
      ],
      "patching_rect": [
       250.0,
-      589.0,
+      561.0,
       260.0,
       22.0
      ],
@@ -1000,11 +1010,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      617.0,
+      589.0,
       140.0,
       20.0
      ],
-     "text": "motif (side len start...)"
+     "text": "IR out (bar bits...)"
     }
    },
    {
@@ -1018,7 +1028,7 @@
      ],
      "patching_rect": [
       160.0,
-      617.0,
+      589.0,
       80.0,
       22.0
      ],
@@ -1036,7 +1046,7 @@
      ],
      "patching_rect": [
       250.0,
-      617.0,
+      589.0,
       260.0,
       22.0
      ],
@@ -1052,11 +1062,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      645.0,
+      617.0,
       140.0,
       20.0
      ],
-     "text": "overrun"
+     "text": "motif (side len start...)"
     }
    },
    {
@@ -1070,7 +1080,7 @@
      ],
      "patching_rect": [
       160.0,
-      645.0,
+      617.0,
       80.0,
       22.0
      ],
@@ -1088,7 +1098,7 @@
      ],
      "patching_rect": [
       250.0,
-      645.0,
+      617.0,
       260.0,
       22.0
      ],
@@ -1104,11 +1114,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      673.0,
+      645.0,
       140.0,
       20.0
      ],
-     "text": "bits in use"
+     "text": "overrun"
     }
    },
    {
@@ -1122,7 +1132,7 @@
      ],
      "patching_rect": [
       160.0,
-      673.0,
+      645.0,
       80.0,
       22.0
      ],
@@ -1140,7 +1150,7 @@
      ],
      "patching_rect": [
       250.0,
-      673.0,
+      645.0,
       260.0,
       22.0
      ],
@@ -1156,11 +1166,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      701.0,
+      673.0,
       140.0,
       20.0
      ],
-     "text": "mode in use"
+     "text": "bits in use"
     }
    },
    {
@@ -1174,7 +1184,7 @@
      ],
      "patching_rect": [
       160.0,
-      701.0,
+      673.0,
       80.0,
       22.0
      ],
@@ -1192,7 +1202,7 @@
      ],
      "patching_rect": [
       250.0,
-      701.0,
+      673.0,
       260.0,
       22.0
      ],
@@ -1208,11 +1218,11 @@
      "outlettype": [],
      "patching_rect": [
       20.0,
-      729.0,
+      701.0,
       140.0,
       20.0
      ],
-     "text": "tempo in use"
+     "text": "mode in use"
     }
    },
    {
@@ -1226,7 +1236,7 @@
      ],
      "patching_rect": [
       160.0,
-      729.0,
+      701.0,
       80.0,
       22.0
      ],
@@ -1244,7 +1254,111 @@
      ],
      "patching_rect": [
       250.0,
+      701.0,
+      260.0,
+      22.0
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-69",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      20.0,
       729.0,
+      140.0,
+      20.0
+     ],
+     "text": "tempo in use"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-70",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      160.0,
+      729.0,
+      80.0,
+      22.0
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-71",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      250.0,
+      729.0,
+      260.0,
+      22.0
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-72",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      20.0,
+      757.0,
+      140.0,
+      20.0
+     ],
+     "text": "loop back? (1|0 ms)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-73",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      160.0,
+      757.0,
+      80.0,
+      22.0
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-74",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      250.0,
+      757.0,
       260.0,
       22.0
      ],
@@ -1341,7 +1455,7 @@
     "patchline": {
      "source": [
       "obj-14",
-      0
+      1
      ],
      "destination": [
       "obj-15",
@@ -1436,11 +1550,11 @@
    {
     "patchline": {
      "source": [
-      "obj-25",
+      "obj-26",
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-27",
       0
      ]
     }
@@ -1452,7 +1566,7 @@
       0
      ],
      "destination": [
-      "obj-26",
+      "obj-2",
       0
      ]
     }
@@ -1460,7 +1574,7 @@
    {
     "patchline": {
      "source": [
-      "obj-26",
+      "obj-28",
       0
      ],
      "destination": [
@@ -1472,11 +1586,23 @@
    {
     "patchline": {
      "source": [
+      "obj-30",
+      0
+     ],
+     "destination": [
+      "obj-29",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
       "obj-29",
       0
      ],
      "destination": [
-      "obj-30",
+      "obj-2",
       0
      ]
     }
@@ -1484,19 +1610,7 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      0
-     ],
-     "destination": [
-      "obj-31",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-31",
+      "obj-32",
       0
      ],
      "destination": [
@@ -1508,11 +1622,11 @@
    {
     "patchline": {
      "source": [
-      "obj-31",
-      1
+      "obj-33",
+      0
      ],
      "destination": [
-      "obj-35",
+      "obj-34",
       0
      ]
     }
@@ -1520,11 +1634,35 @@
    {
     "patchline": {
      "source": [
-      "obj-31",
+      "obj-34",
+      0
+     ],
+     "destination": [
+      "obj-36",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-34",
+      1
+     ],
+     "destination": [
+      "obj-38",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-34",
       2
      ],
      "destination": [
-      "obj-37",
+      "obj-40",
       0
      ]
     }
@@ -1532,11 +1670,11 @@
    {
     "patchline": {
      "source": [
-      "obj-31",
+      "obj-34",
       3
      ],
      "destination": [
-      "obj-39",
+      "obj-42",
       0
      ]
     }
@@ -1544,32 +1682,8 @@
    {
     "patchline": {
      "source": [
-      "obj-31",
+      "obj-34",
       4
-     ],
-     "destination": [
-      "obj-41",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-30",
-      1
-     ],
-     "destination": [
-      "obj-43",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-43",
-      0
      ],
      "destination": [
       "obj-44",
@@ -1580,8 +1694,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      2
+      "obj-33",
+      1
      ],
      "destination": [
       "obj-46",
@@ -1604,8 +1718,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      3
+      "obj-33",
+      2
      ],
      "destination": [
       "obj-49",
@@ -1628,8 +1742,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      4
+      "obj-33",
+      3
      ],
      "destination": [
       "obj-52",
@@ -1652,8 +1766,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      5
+      "obj-33",
+      4
      ],
      "destination": [
       "obj-55",
@@ -1676,8 +1790,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      6
+      "obj-33",
+      5
      ],
      "destination": [
       "obj-58",
@@ -1700,8 +1814,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      7
+      "obj-33",
+      6
      ],
      "destination": [
       "obj-61",
@@ -1724,8 +1838,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      8
+      "obj-33",
+      7
      ],
      "destination": [
       "obj-64",
@@ -1748,8 +1862,8 @@
    {
     "patchline": {
      "source": [
-      "obj-30",
-      9
+      "obj-33",
+      8
      ],
      "destination": [
       "obj-67",
@@ -1765,6 +1879,54 @@
      ],
      "destination": [
       "obj-68",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-33",
+      9
+     ],
+     "destination": [
+      "obj-70",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-70",
+      0
+     ],
+     "destination": [
+      "obj-71",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-33",
+      10
+     ],
+     "destination": [
+      "obj-73",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-73",
+      0
+     ],
+     "destination": [
+      "obj-74",
       0
      ]
     }

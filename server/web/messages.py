@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 
 from qbdi.bars import ARTICULATED, LOWEST_PITCH, SOUNDING, STEPS_PER_BAR
+from qbdi.server.midi_values import MAX_VALUE as MAX_CC_VALUE
+from qbdi.server.midi_values import bits_for_cc
 from qbdi.server.osc import MAX_ADDRESS_CHARS, TABLE
 from qbdi.server.osc_values import Arg
-from qbdi.settings import FULL_RATE
 
 MAX_MESSAGE_BYTES = 4096
 MAX_ARGS = 4
 MAX_TEXT_CHARS = 64
 MAX_INT = 2**63 - 1  # larger ints are refused here (no OSC type carries them)
-KNOB_MAX_BITS = 1024
 
 
 class Refused(ValueError):
@@ -105,8 +105,15 @@ def bar_message(index: int, query: np.ndarray, answer: np.ndarray | None) -> dic
 
 
 def knob_bits() -> list[int | str]:
-    """The bits knob's steps, bottom to top: every budget from 0 to 1024, then "full"."""
-    return [*range(KNOB_MAX_BITS + 1), FULL_RATE]
+    """The bits knob's steps, bottom to top: the MIDI knob's scale (0, then 8 to 1024 in
+    equal ratios, then "full"), so a page and a hardware knob turn the budget alike and the
+    low budgets, where the answer changes most, get as much of the turn as the high ones."""
+    steps: list[int | str] = []
+    for value in range(MAX_CC_VALUE + 1):
+        bits = bits_for_cc(value)
+        if bits not in steps:
+            steps.append(bits)
+    return steps
 
 
 def _arg_json(arg: Arg, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
