@@ -23,6 +23,7 @@ from qbdi.server.osc_handlers import (
     Controls,
     bits,
     bpm,
+    channel,
     echo_guard,
     ir_enable,
     ir_threshold,
@@ -41,6 +42,7 @@ from qbdi.server.osc_handlers import (
 )
 from qbdi.server.osc_values import Arg
 from qbdi.settings import (
+    CHANNELS,
     ECHO_GUARDS,
     LEARNABLE,
     MAX_BUDGET_BITS,
@@ -129,6 +131,8 @@ TABLE: tuple[OscAddress, ...] = (
                SWITCH),
     OscAddress("/qbdi/stats", "|".join(STATS_SOURCES), stats,
                lambda s: [s.improviser.stats], Arg("s", vals=STATS_SOURCES)),
+    OscAddress("/qbdi/channel", "|".join(CHANNELS), channel,
+               lambda s: [s.improviser.channel], Arg("s", vals=CHANNELS)),
     OscAddress("/qbdi/seed", "int >= 0", seed, lambda s: [s.improviser.seed],
                Arg("i", 0, 2**31 - 1)),  # the largest OSC int32
     OscAddress("/qbdi/silence", "|".join(SILENCE_POLICIES), silence,

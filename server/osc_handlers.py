@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from qbdi.server import osc_values as values
 from qbdi.settings import (
+    CHANNELS,
     ECHO_GUARDS,
     LEARNABLE,
     MAX_BUDGET_BITS,
@@ -85,6 +86,13 @@ def stats(ctl: Controls, args: Sequence[Any]) -> None:
     seeded by the corpus), query (every bar since the last change, seeded by the corpus),
     corpus or prior. Replies /qbdi/stats."""
     ctl.change(improviser={"stats": values.choice(values.one(args), STATS_SOURCES)})
+
+
+def channel(ctl: Controls, args: Sequence[Any]) -> None:
+    """The test channel the latents go through: perception (the default preset's: it keeps
+    the statistics' spread at every budget, so 0 bits improvise from them) or paper (eq. 6-8:
+    0 bits send their mean). Replies /qbdi/channel."""
+    ctl.change(improviser={"channel": values.choice(values.one(args), CHANNELS)})
 
 
 def seed(ctl: Controls, args: Sequence[Any]) -> None:

@@ -31,7 +31,15 @@ from stress_rig import live_server
 from qbdi.presets import list_presets, load_preset
 from qbdi.server import osc
 from qbdi.server.osc_transport import check_bundle
-from qbdi.settings import ECHO_GUARDS, MODES, SILENCE_POLICIES, STATS_SOURCES, Preset, changed
+from qbdi.settings import (
+    CHANNELS,
+    ECHO_GUARDS,
+    MODES,
+    SILENCE_POLICIES,
+    STATS_SOURCES,
+    Preset,
+    changed,
+)
 
 MAX_UDP_BYTES = 65_507
 SYNC_SEED = 7_000_000_000_000
@@ -85,6 +93,8 @@ def expected_after(state: Preset, address: str, args: list[Any]) -> Preset:
         new = {"improviser": {"sampling": _switch(value)}}
     elif address == "/qbdi/stats" and isinstance(value, str) and value in STATS_SOURCES:
         new = {"improviser": {"stats": value}}
+    elif address == "/qbdi/channel" and isinstance(value, str) and value in CHANNELS:
+        new = {"improviser": {"channel": value}}
     elif address == "/qbdi/seed" and _whole(value, 0, MAX_SEED) is not None:
         new = {"improviser": {"seed": _whole(value, 0, MAX_SEED)}}
     elif address == "/qbdi/silence" and isinstance(value, str) and value in SILENCE_POLICIES:
