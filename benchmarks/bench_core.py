@@ -30,6 +30,7 @@ from qbdi.improviser import Improviser  # noqa: E402
 from qbdi.midifile import read_midi  # noqa: E402
 from qbdi.models.checkpoint import load_checkpoint  # noqa: E402
 from qbdi.models.runtime import InferenceModel, logits_to_bars  # noqa: E402
+from qbdi.presets import load_preset  # noqa: E402
 from qbdi.render import improvise  # noqa: E402
 from qbdi.settings import ImproviserSettings  # noqa: E402
 
@@ -54,7 +55,7 @@ def bench_bar_latency(model: InferenceModel, bars: np.ndarray, repeats: int = 20
 
 
 def bench_step_latency(improviser: Improviser, bars: np.ndarray, repeats: int = 2000) -> dict:
-    settings = ImproviserSettings(budget_bits=256)
+    settings = load_preset("default").improviser.model_copy(update={"budget_bits": 256})
     samples = []
     for i in range(repeats):
         started = time.perf_counter()
@@ -119,7 +120,7 @@ def print_table(results: dict) -> None:
         ("encode+decode one bar, 1 thread", "median / p99 ms",
          f"{results['encode_decode_1thread']['median_ms']:.3f} / "
          f"{results['encode_decode_1thread']['p99_ms']:.3f}", "p99 <= 0.5"),
-        ("improviser.step (window stats, 256 bits), 1 thread", "median / p99 ms",
+        ("improviser.step (default preset, 256 bits), 1 thread", "median / p99 ms",
          f"{results['improviser_step_1thread_256bits']['median_ms']:.3f} / "
          f"{results['improviser_step_1thread_256bits']['p99_ms']:.3f}", "p99 <= 0.5"),
         ("batched render, 256 bits (model+channel)", "bars/s",
