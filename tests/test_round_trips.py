@@ -152,11 +152,30 @@ def test_a_missed_note_can_still_be_met_late_once():
     assert list(trips.recent) == [Trip.MISS]
     assert not trips.heard_late(1.2, (0, 61, 64), late_s=0.25)  # another key
     assert trips.heard_late(1.2, KEY, late_s=0.25)
+    assert list(trips.recent) == [Trip.HALF], "it came back: a half trip, not a miss"
     assert not trips.heard_late(1.21, KEY, late_s=0.25)  # met once
     trips.sent_on(2.0, KEY)
     trips.judge(2.06)
     assert not trips.heard_late(2.3, KEY, late_s=0.25)  # too late
-    assert list(trips.recent) == [Trip.MISS, Trip.MISS]
+    assert list(trips.recent) == [Trip.HALF, Trip.MISS]
+    assert trips.trips[Trip.MISS] == 1 and trips.trips[Trip.HALF] == 1
+
+
+def test_a_found_loop_survives_a_stall_that_delays_every_echo():
+    trips = RoundTrips(window_s=0.05)
+    for i in range(FIND_AFTER):
+        _note(trips, float(i), back_on_s=0.002, back_off_s=0.002)
+    assert trips.looped
+    for i in range(FIND_AFTER, FIND_AFTER + 2 * LOSE_MISSES):  # every echo 0.2 s late
+        trips.sent_on(float(i), KEY)
+        trips.sent_off(i + 0.1, 0, 60)
+        assert trips.judge(i + 0.1) is None
+        assert trips.heard_late(i + 0.2, KEY, late_s=0.5)
+    assert trips.looped and Trip.MISS not in trips.recent
+    for i in range(20, 20 + LOSE_MISSES):  # the loop is unplugged: nothing comes back
+        trips.sent_on(float(i), KEY)
+        trips.judge(i + 0.1)
+    assert not trips.looped
 
 
 def test_open_trips_are_bounded():
