@@ -12,15 +12,8 @@ import torch
 
 from qbdi.bars import flatten_bars
 from qbdi.models.config import AnswerConfig
-from qbdi.models.decoding import (
-    answer_bars,
-    calibrate_biases,
-    decode,
-    note_decoding,
-    sounding_per_bar,
-    starts_per_bar,
-    voices_per_step,
-)
+from qbdi.models.decoding import answer_bars, decode, note_decoding
+from qbdi.models.density import calibrate_biases, sounding_per_bar, starts_per_bar, voices_per_step
 from qbdi.models.register import centre_octaves, mean_pitch
 from qbdi.models.runtime import InferenceModel
 from qbdi.models.texture import retexture

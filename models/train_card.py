@@ -14,7 +14,7 @@ from qbdi.corpus import Corpus, Piece, load_corpus, load_queries, load_reference
 from qbdi.errors import CorpusError
 from qbdi.models.checkpoint import CorpusStats
 from qbdi.models.config import AnswerConfig
-from qbdi.models.decoding import starts_per_bar
+from qbdi.models.density import starts_per_bar
 from qbdi.models.runtime import InferenceModel
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from qbdi.analysis.style import StyleClassifier
 from qbdi.bars import BAR_SHAPE, SOUNDING
 from qbdi.improviser import Improviser
 from qbdi.models.config import FrontierRow
-from qbdi.models.decoding import starts_per_bar
+from qbdi.models.density import starts_per_bar
 from qbdi.render import improvise
 from qbdi.scoring import agreement
 from qbdi.settings import ImproviserSettings

@@ -15,7 +15,8 @@ from qbdi.improviser import Improviser, load_improvisers
 from qbdi.midifile import read_midi
 from qbdi.models.checkpoint import load_checkpoint, save_checkpoint
 from qbdi.models.config import LEGACY_ANSWER, AnswerConfig, ModelCard
-from qbdi.models.decoding import answer_bars, sounding_per_bar
+from qbdi.models.decoding import answer_bars
+from qbdi.models.density import sounding_per_bar
 from qbdi.models.register import centre_octaves, mean_pitch
 from qbdi.render import improvise
 from qbdi.settings import CHANNELS, ImproviserSettings

@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 
 from qbdi.bars import ARTICULATED, BAR_SIZE, SOUNDING, Note, bars_to_notes, notes_to_bars
-from qbdi.models.decoding import (
-    HELD,
-    OFF,
-    ONSET,
-    NoteDecoding,
-    calibrate_biases,
-    decode,
-    decode_notes,
-    sounding_per_bar,
-    starts_per_bar,
-    voices_per_step,
-)
+from qbdi.models.decoding import HELD, OFF, ONSET, NoteDecoding, decode, decode_notes
+from qbdi.models.density import calibrate_biases, sounding_per_bar, starts_per_bar, voices_per_step
 
 
 def _logits_of(bars: np.ndarray, confidence: float = 4.0) -> np.ndarray:

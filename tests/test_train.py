@@ -133,7 +133,8 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
         tmp_path, queries_dir):
     import torch
 
-    from qbdi.models.decoding import answer_bars, starts_per_bar, voices_per_step
+    from qbdi.models.decoding import answer_bars
+    from qbdi.models.density import starts_per_bar, voices_per_step
     from qbdi.models.register import centre_octaves
     from qbdi.models.texture import retexture
     from qbdi.models.train import split_by_piece

@@ -85,7 +85,7 @@ FREE_BARS = 1000
 def _free_line(improviser, style, seed: int) -> str:
     """Free mode's style and density, as served (:data:`FREE_BARS` bars)."""
     from qbdi.frontier import free_answers
-    from qbdi.models.decoding import starts_per_bar
+    from qbdi.models.density import starts_per_bar
 
     bars = free_answers(improviser, FREE_BARS, seed)
     silent = int((~bars[:, :, 0].any(axis=(1, 2))).sum())
