@@ -1,39 +1,31 @@
 """A style measure: how corpus-like a bar's texture is, ``P(corpus | bar)``.
 
-Pure numpy inference; the classifier is trained by :mod:`qbdi.models.style_train` (torch)
-and stored inside the model's checkpoint (:mod:`qbdi.models.checkpoint`).
-
-**Features** (:func:`bar_features`, ``FEATURE_NAMES``), computed from the bar codec's
-``(16, 2, 78)`` arrays, all of one bar alone. A note *starts* at an articulated cell, or where
-a pitch begins sounding without one (as :func:`qbdi.bars.bars_to_notes` reads bars); a note
-sounding at step 0 without an articulation is *held in* from the bar before and is not a
-start. Groups:
+Pure numpy inference; trained by :mod:`qbdi.models.style_train` (torch), stored in the
+model's checkpoint. **Features** (:func:`bar_features`, ``FEATURE_NAMES``) of one bar's
+``(16, 2, 78)`` array. A note *starts* at an articulated cell, or where a pitch begins
+sounding without one (as :func:`qbdi.bars.bars_to_notes` reads bars); one sounding at step 0
+unarticulated is *held in* from the bar before, not a start. Groups:
 
 * density and rhythm: log of the number of starts; starts at each of the 16 steps (counts,
-  capped at 6) and whether any note starts there; notes held in; the fraction of steps with
-  a start;
-* polyphony: sounding voices per step (mean, spread, min, max) and the fraction of steps with
-  0, 1, ..., 5 and 6 or more voices;
+  capped at 6) and whether any starts there; notes held in; the fraction of steps with one;
+* polyphony: voices per step (mean, spread, min, max), the fraction of steps with 0-5, 6+;
 * note lengths within the bar (a note still sounding at step 15 counts to the barline): the
   fraction of notes of 1, 2, 3, 4, 5-7, 8, 9-15 and 16 steps, the mean log length, and the
   fraction of starts that re-strike a pitch sounding the step before (sixteenth jitter from
   cell-by-cell decoding shows up here and in the short lengths);
-* chords at onsets: the fraction of onset steps with 1, 2, 3, 4 and 5 or more simultaneous
-  starts, and their mean;
+* chords at onsets: the fraction of onset steps with 1-4 and 5+ starts, and their mean;
 * register: lowest, highest and mean sounding pitch (octaves from middle C) and the range;
   the spacing of adjacent sounding voices (fraction of gaps of 1-2, 3-4, 5-7, 8-12 and 13+
   semitones, and the mean gap);
 * pitch classes, transposition-invariant: distinct pitch classes, the duration-weighted
   interval-class vector (6), the best fit to a major or minor triad and to a diatonic scale
   (fraction of the bar's sounding weight inside it), and the chroma's entropy;
-* melodic motion of the top and bottom voices between successive steps where they change:
-  fraction of moves of 1-2, 3-4, 5-7 and 8+ semitones, and moves per bar.
+* melodic motion of the top and bottom voices where they change: the fraction of moves of
+  1-2, 3-4, 5-7 and 8+ semitones, and moves per bar.
 
 Density and polyphony are inputs on purpose: a decoder that turned every bar into one held
-chord would otherwise be free to score well on pitch content alone.
-
-A silent bar has all-zero features except its silence flag; the classifier scores it like
-any other bar (the corpus has almost no silent bars, so it scores low).
+chord would otherwise score well on pitch content alone. A silent bar has all-zero features
+but its silence flag (the corpus has almost none, so it scores low).
 """
 
 from __future__ import annotations
