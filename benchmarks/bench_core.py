@@ -45,6 +45,8 @@ def percentile_ms(samples_s: list[float], q: float) -> float:
     return float(np.percentile(samples_s, q) * 1e3)
 
 
+STEP_PRESET = os.environ.get("QBDI_BENCH_PRESET", "default")  # the live step's settings
+
 # The clock of every timing below; --cpu-time swaps in CPU-time clocks (set before any run).
 CLOCKS = {"wall": (time.perf_counter, time.perf_counter),
           "cpu": (time.thread_time, time.process_time)}
@@ -64,7 +66,7 @@ def bench_bar_latency(model: InferenceModel, bars: np.ndarray, repeats: int = 20
 
 
 def bench_step_latency(improviser: Improviser, bars: np.ndarray, repeats: int = 2000) -> dict:
-    settings = load_preset("default").improviser.model_copy(update={"budget_bits": 256})
+    settings = load_preset(STEP_PRESET).improviser.model_copy(update={"budget_bits": 256})
     samples = []
     for i in range(repeats):
         started = bar_clock()
@@ -100,9 +102,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--preset", default=None,
+                        help="the settings of the live step (a preset's name or file)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with CPU time, not wall time (a loaded machine)")
     args = parser.parse_args()
+    if args.preset:
+        global STEP_PRESET
+        STEP_PRESET = args.preset
     if args.cpu_time:
         os.environ["QBDI_BENCH_CLOCK"] = "cpu"  # for the throughput run in a subprocess too
         global bar_clock, batch_clock
@@ -138,7 +145,7 @@ def print_table(results: dict) -> None:
         ("encode+decode one bar, 1 thread", bar_unit,
          f"{results['encode_decode_1thread']['median_ms']:.3f} / "
          f"{results['encode_decode_1thread']['p99_ms']:.3f}", "p99 <= 0.5"),
-        ("improviser.step (default preset, 256 bits), 1 thread", bar_unit,
+        (f"improviser.step ({Path(STEP_PRESET).stem} preset, 256 bits), 1 thread", bar_unit,
          f"{results['improviser_step_1thread_256bits']['median_ms']:.3f} / "
          f"{results['improviser_step_1thread_256bits']['p99_ms']:.3f}", "p99 <= 0.5"),
         ("batched render, 256 bits (model+channel)", per_s,
