@@ -242,6 +242,8 @@ def _stage_rows(stage: dict) -> list[tuple[str, str, str]]:
             "view": "live terminal view drawing"}
     rows = []
     for condition, r in stage.items():
+        if not isinstance(r, dict):  # the run's own figures (e.g. the load average)
+            continue
         if "error" in r:
             rows.append((f"on stage, {what[condition]}", f"not measured: {r['error']}", ""))
             continue
@@ -283,14 +285,14 @@ def main() -> int:
         if jack is not None:
             jack.terminate()
             jack.wait(timeout=10)
+    if args.json:  # first: a table that fails to build loses no measurement
+        args.json.write_text(json.dumps(results, indent=1))
     rows = _rows(results)
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | measured | target |")
     print(f"|{'-' * (width + 2)}|---|---|")
     for measure, value, target in rows:
         print(f"| {measure:<{width}} | {value} | {target} |")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 
