@@ -45,8 +45,9 @@ class Controls(Protocol):
 
 def bits(ctl: Controls, args: Sequence[Any]) -> None:
     """Bits per bar through the latent channel: a whole number >= 0, or "full" to bypass
-    the channel. 0 drifts to the corpus mean (the tonic); more bits follow the player
-    more closely. Replies /qbdi/bits with the value now in use."""
+    the channel. 0 improvises from the statistics alone (the perception channel; the
+    paper's sends their mean); more bits follow the player's harmony more closely. Replies
+    /qbdi/bits with the value now in use."""
     value = values.one(args)
     budget: int | str = "full" if value == "full" else values.integer(value)
     if isinstance(budget, int) and not 0 <= budget <= MAX_BUDGET_BITS:
