@@ -47,9 +47,9 @@ def _wait_for(condition, timeout_s: float) -> bool:
 
 def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
     """Round by round: what reaches our port is sorted exactly (every bad packet counted,
-    every valid one delivered in order). The dummy driver on a loaded machine may lose a
-    whole period of events in JACK itself, so a round that arrives not at all is counted
-    apart as the transport's loss, and only a few of those are allowed."""
+    every valid one delivered in order). The dummy driver may lose a period of events in
+    JACK itself, so a round that arrives incomplete is counted apart as the transport's
+    loss (what of it arrived still sorted exactly), and only a few of those are allowed."""
     import rtmidi
 
     got: list[mido.Message] = []
@@ -70,8 +70,12 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
                     want = (got_before + len(VALID), bad_before + sent_bad)
                     arrived = _wait_for(lambda w=want: (len(got), port.malformed) == w, 2.0)
                     if not arrived:
-                        # Nothing of it may have reached us: a round is whole or absent.
-                        assert len(got) == got_before and port.malformed == bad_before
+                        # JACK lost part of it (a round may span two periods): what did
+                        # arrive is sorted as ever, valid ones in order, none invented.
+                        arrived_valid = [m.bytes() for m in got[got_before:]]
+                        assert arrived_valid in (VALID[:k] for k in range(len(VALID)))
+                        assert port.malformed - bad_before <= sent_bad
+                        sent_bad_total += port.malformed - bad_before
                         lost_rounds += 1
                         continue
                     assert [m.bytes() for m in got[got_before:]] == VALID
@@ -81,7 +85,7 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
             port.close()
     assert sent_bad_total > 0
     assert lost_rounds <= 2, f"JACK lost {lost_rounds} of {rounds} rounds"
-    assert len(got) == len(VALID) * (rounds - lost_rounds)
+    assert len(got) >= len(VALID) * (rounds - lost_rounds)
     assert port.malformed == sent_bad_total
     logged = [r for r in caplog.records if "malformed MIDI packet" in r.getMessage()]
     assert len(logged) == 2, "the first two, then only counted"
