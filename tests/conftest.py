@@ -28,6 +28,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test through JACK's dummy driver (no real-time scheduling) or the wall clock may
+    # meet a lost period or a stall of this shared machine; it gets one more run, and the
+    # summary shows it (R). Our own code's failures repeat; a test failing twice fails.
+    retry = pytest.mark.flaky(reruns=1, reruns_delay=1)
+    for item in items:
+        if "jack" in item.keywords or "realtime" in item.keywords:
+            item.add_marker(retry)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="long test: run with --run-slow")
