@@ -146,6 +146,7 @@ def test_seconds_until_and_step_at_agree(session):
     assert clock.step_at(clock.now_s() + wait_s) == pytest.approx(target, abs=0.01)
 
 
+@pytest.mark.realtime  # the two processes' phases agree within a wall-clock tolerance
 def test_a_peer_in_another_process_sets_tempo_and_shares_the_phase():
     script = textwrap.dedent("""
         import asyncio, sys, time
@@ -184,10 +185,14 @@ def test_a_peer_in_another_process_sets_tempo_and_shares_the_phase():
         joined = peer.stdout.readline().split()
         assert joined and joined[0] == "joined" and int(joined[1]) >= 1, joined
         assert _until(lambda: abs(clock.tempo_bpm - 97.0) < 0.01), clock.tempo_bpm
+        gaps = []
         for _ in range(5):
             t_s, phase = map(float, peer.stdout.readline().split())
             gap = abs((clock.step_at(t_s) / 4) % 4 - phase) % 4
-            assert min(gap, 4 - gap) < PHASE_TOLERANCE_BEATS
+            gaps.append(min(gap, 4 - gap))
+        # The peer reads its time and its phase one after the other: a stall between the
+        # two reads (seen: 15 ms) skews that sample alone, so the median must agree.
+        assert sorted(gaps)[2] < PHASE_TOLERANCE_BEATS, gaps
     finally:
         peer.communicate("\n", timeout=10)
         clock.close()
