@@ -45,6 +45,20 @@ def transmit(z_e: np.ndarray, params: ChannelParams, rng: np.random.Generator) -
     Raises ValueError for negative or non-integer bits, a negative or non-finite
     ``sigma2_e``, or parameters that do not broadcast to ``z_e``'s shape.
     """
+    z, mu, sigma2, bits = checked_arrays(z_e, params)
+    shrink64 = np.exp2(-2.0 * bits)  # a = 2^(-2R); underflows to 0 for huge R, never NaN
+    std = np.sqrt(shrink64 * (1.0 - shrink64) * sigma2).astype(np.float32)
+    shrink = shrink64.astype(np.float32)
+    eps = rng.standard_normal(z.shape, dtype=np.float32)
+    # (1 - a) z + a mu rather than z + a (mu - z): exactly mu at a = 1, exactly z at a = 0.
+    return (1.0 - shrink) * z + shrink * mu + std * eps
+
+
+def checked_arrays(z_e: np.ndarray, params: ChannelParams
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``z_e``, the mean (float32), the variance (float64) and the bits of ``params``, checked
+    as every test channel needs them: integer bits >= 0, a finite variance >= 0, all
+    broadcasting to ``z_e``'s shape. Raises ValueError otherwise."""
     z = np.asarray(z_e, dtype=np.float32)
     bits = _checked_bits(params.bits)
     sigma2 = np.asarray(params.variance, dtype=np.float64)
@@ -55,12 +69,7 @@ def transmit(z_e: np.ndarray, params: ChannelParams, rng: np.random.Generator) -
     if shape != z.shape:
         raise ValueError(f"mu_e {mu.shape}, sigma2_e {sigma2.shape} and bits {bits.shape} "
                          f"must broadcast to z_e's shape {z.shape}")
-    shrink64 = np.exp2(-2.0 * bits)  # a = 2^(-2R); underflows to 0 for huge R, never NaN
-    std = np.sqrt(shrink64 * (1.0 - shrink64) * sigma2).astype(np.float32)
-    shrink = shrink64.astype(np.float32)
-    eps = rng.standard_normal(z.shape, dtype=np.float32)
-    # (1 - a) z + a mu rather than z + a (mu - z): exactly mu at a = 1, exactly z at a = 0.
-    return (1.0 - shrink) * z + shrink * mu + std * eps
+    return z, mu, sigma2, bits
 
 
 def _checked_bits(bits: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Final, Literal, get_args
 
 import numpy as np
 
-from qbdi.channel.gaussian import ChannelParams, _checked_bits, transmit
+from qbdi.channel.gaussian import ChannelParams, checked_arrays, transmit
 
 ChannelName = Literal["paper", "perception"]
 CHANNELS: Final = get_args(ChannelName)
@@ -42,16 +42,7 @@ def transmit_realism(z_e: np.ndarray, params: ChannelParams,
     Raises ValueError for negative or non-integer bits, a negative or non-finite
     ``sigma2_e``, or parameters that do not broadcast to ``z_e``'s shape.
     """
-    z = np.asarray(z_e, dtype=np.float32)
-    bits = _checked_bits(params.bits)
-    sigma2 = np.asarray(params.variance, dtype=np.float64)
-    if not np.all(np.isfinite(sigma2)) or np.any(sigma2 < 0):
-        raise ValueError("sigma2_e must be finite and >= 0")
-    mu = np.asarray(params.mean, dtype=np.float32)
-    shape = np.broadcast_shapes(z.shape, mu.shape, sigma2.shape, bits.shape)
-    if shape != z.shape:
-        raise ValueError(f"mu_e {mu.shape}, sigma2_e {sigma2.shape} and bits {bits.shape} "
-                         f"must broadcast to z_e's shape {z.shape}")
+    z, mu, sigma2, bits = checked_arrays(z_e, params)
     a = np.exp2(-2.0 * bits)  # underflows to 0 for huge R: the output is then z_e exactly
     keep = np.sqrt(1.0 - a).astype(np.float32)
     noise_std = np.sqrt(a * sigma2).astype(np.float32)
