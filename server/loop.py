@@ -186,14 +186,15 @@ class Loop:
         self.next_bar += 1
         self.player.controls.flush(self.clock.now_s(), force=True)  # the knobs' last values
         collected = self.collector.close(bar)
+        woke_late_steps = now_steps - self._closes_at(bar)
         try:
-            self._answer(collected)
+            self._answer(collected, woke_late_steps)
         except PortLost:
             raise
         except Exception as err:
             self._bar_failed(bar, err)
 
-    def _answer(self, collected: CollectedBar) -> None:
+    def _answer(self, collected: CollectedBar, woke_late_steps: float = 0.0) -> None:
         response = self.responder.respond(collected, self.state)
         answer_step = (collected.index + 1) * STEPS_PER_BAR
         now_steps = self.clock.now_steps()
@@ -205,8 +206,11 @@ class Loop:
         if overrun:
             counters.overruns += 1
             counters.late_notes_dropped += dropped
-            log.warning("bar %d overran: its answer (%.2f ms) was ready after its bar began; "
-                        "%d late notes dropped", collected.index, response.compute_ms, dropped)
+            # Woke late: the machine (scheduler, other threads); else the bar's own work.
+            woke_late_ms = woke_late_steps / steps_per_s(self.clock.tempo_bpm) * 1e3
+            log.warning("bar %d overran: its answer (%.2f ms) was ready after its bar began "
+                        "(the loop woke %.1f ms after the bar closed); %d late notes dropped",
+                        collected.index, response.compute_ms, woke_late_ms, dropped)
         self._adopt_clock_tempo()
         settings = self.state.improviser
         report = BarReport(collected.index, response.compute_ms, response.dims_with_bits,

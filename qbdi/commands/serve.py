@@ -145,6 +145,7 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     from threadpoolctl import threadpool_limits
 
     from qbdi.improviser import load_improvisers
+    from qbdi.server.memory_lock import lock_memory
     from qbdi.server.session import Server
     from qbdi.server.view_feed import ViewFeed
 
@@ -186,6 +187,9 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     # full collection from scanning them in the middle of a bar.
     gc.collect()
     gc.freeze()
+    memory_note = "memory not locked (--no-lock-memory)"
+    if not args.no_lock_memory:
+        _, memory_note = lock_memory()
     view = None
     try:
         server.start()
@@ -196,7 +200,7 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
                    f"{ports.out_name!r}{controls}, osc {transport.host}:{transport.port}"
                    f"{web.ready_note}, clock {args.clock}, preset {args.preset}"
                    + (f", recording to {take.path}" if take else ""))
-        for line in web.lines:
+        for line in (*web.lines, f"{log_prefix(args.name)}: {memory_note}"):
             output.say(line)
         if feed is not None:
             view = start_view(feed, server, args.name, refusals, stop, output)

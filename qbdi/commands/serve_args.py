@@ -101,4 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "terminal view)")
     parser.add_argument("--no-view", action="store_true",
                         help="plain log lines even on a terminal, instead of the live view")
+    parser.add_argument("--no-lock-memory", action="store_true",
+                        help="leave the process's memory unlocked (by default it is locked in "
+                             "RAM where the memory-lock limit allows, so that no page is read "
+                             "back from disk in the middle of a bar)")
     serve_web.add_arguments(parser)
