@@ -12,9 +12,11 @@ Guarantees:
   (:mod:`~qbdi.server.logs`), OSC feedback out of a non-blocking socket, the view and the
   take on threads of their own; listeners only queue work. What outsiders can repeat at
   will is logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted.
-* Bar n closes half a sixteenth before its end (``close_ahead_steps``): input later than
-  that rounds onto bar n+1's grid anyway, so nothing is lost, and the answer gets that long
-  to compute before its first note is due.
+* Bar n closes half a sixteenth before its end (``close_ahead_steps``), or ``close_ahead_s``
+  (60 ms) if that is longer, as it is above 250 BPM: the answer gets that long to be ready
+  before its first note is due. Input later than half a sixteenth rounds onto bar n+1's grid
+  anyway; input in a longer closing time counts from bar n+1's first step. Nothing is lost.
+  (A machine can stall the loop for tens of ms: 56 ms at most in a 30-minute soak.)
 * Latency never piles up: when the loop falls behind by more than a bar it answers only the
   latest bar (``skipped_bars``); an answer ready after its bar began is an overrun: its late
   notes are dropped, the overrun is counted and reported.
@@ -51,6 +53,7 @@ from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed
 
 log = logging.getLogger(__name__)
 
+CLOSE_AHEAD_S = 0.06  # the least time an answer gets: see the guarantees
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (heartbeat, MIDI clock, tempo changes)
 
 
@@ -61,13 +64,14 @@ class Loop:
     def __init__(self, ports: Ports, clock: Clock, improviser: Improviser, state: Preset, *,
                  models: Mapping[str, Improviser] | None = None,
                  listeners: LoopListener | None = None, close_ahead_steps: float = 0.5,
-                 echo_window_s: float = 0.05) -> None:
+                 close_ahead_s: float = CLOSE_AHEAD_S, echo_window_s: float = 0.05) -> None:
         self.ports = ports
         self.models = dict(models or {})  # the loaded models a state may name
         self.clock = clock
         self.state = state
         self.listeners = listeners if listeners is not None else Listeners()
         self.close_ahead_steps = close_ahead_steps
+        self.close_ahead_s = close_ahead_s
         self.counters = LoopCounters()
         self.collector = BarCollector()
         self.echo = EchoGuard(echo_window_s, state.playing.echo_guard, self.listeners.echo_loop,
@@ -133,8 +137,10 @@ class Loop:
             self.end_notes("port lost")
             self.listeners.error(f"port lost: {err}")
 
-    def _closes_at(self, bar: int) -> float:  # half a sixteenth early: see the guarantees
-        return (bar + 1) * STEPS_PER_BAR - self.close_ahead_steps
+    def _closes_at(self, bar: int) -> float:  # early: see the guarantees
+        ahead_steps = max(self.close_ahead_steps,
+                          self.close_ahead_s * steps_per_s(self.clock.tempo_bpm))
+        return (bar + 1) * STEPS_PER_BAR - ahead_steps
 
     def next_wakeup_step(self) -> float:
         """The earliest position at which :meth:`step` has something to do."""
@@ -186,9 +192,8 @@ class Loop:
         self.next_bar += 1
         self.player.controls.flush(self.clock.now_s(), force=True)  # the knobs' last values
         collected = self.collector.close(bar)
-        woke_late_steps = now_steps - self._closes_at(bar)
         try:
-            self._answer(collected, woke_late_steps)
+            self._answer(collected, now_steps - self._closes_at(bar))
         except PortLost:
             raise
         except Exception as err:
@@ -206,11 +211,11 @@ class Loop:
         if overrun:
             counters.overruns += 1
             counters.late_notes_dropped += dropped
-            # Woke late: the machine (scheduler, other threads); else the bar's own work.
-            woke_late_ms = woke_late_steps / steps_per_s(self.clock.tempo_bpm) * 1e3
+            # Woke late: the machine stalled us; else the bar's own work took too long.
             log.warning("bar %d overran: its answer (%.2f ms) was ready after its bar began "
                         "(the loop woke %.1f ms after the bar closed); %d late notes dropped",
-                        collected.index, response.compute_ms, woke_late_ms, dropped)
+                        collected.index, response.compute_ms,
+                        woke_late_steps / steps_per_s(self.clock.tempo_bpm) * 1e3, dropped)
         self._adopt_clock_tempo()
         settings = self.state.improviser
         report = BarReport(collected.index, response.compute_ms, response.dims_with_bits,

@@ -18,7 +18,7 @@ from qbdi.server.control import Address, Control, Feedback
 from qbdi.server.events import Listeners, LoopListener
 from qbdi.server.feedback import FeedbackListener
 from qbdi.server.live_ir import LiveIr
-from qbdi.server.loop import Loop
+from qbdi.server.loop import CLOSE_AHEAD_S, Loop
 from qbdi.server.ports import Ports
 from qbdi.settings import Preset
 
@@ -40,7 +40,8 @@ class Server:
                  preset_loader: Callable[[str], Preset] = load_named_preset,
                  status_counts: Callable[[], list[Any]] = list,
                  ir_taps: Iterable[Callable[[str, list[Any]], None]] = (),
-                 close_ahead_steps: float = 0.5, echo_window_s: float = 0.05) -> None:
+                 close_ahead_steps: float = 0.5, close_ahead_s: float = CLOSE_AHEAD_S,
+                 echo_window_s: float = 0.05) -> None:
         self.feedback = feedback if feedback is not None else NoFeedback()
         self._ir_taps = list(ir_taps)  # also hear the live IR feed (the terminal view)
         self.live_ir = LiveIr(self._send_ir if self._ir_taps else self.feedback.send,
@@ -48,7 +49,8 @@ class Server:
         self.listeners = Listeners(FeedbackListener(self.feedback), self.live_ir, *listeners)
         self.loop = Loop(ports, clock, improviser, state, models=models,
                          listeners=self.listeners,
-                         close_ahead_steps=close_ahead_steps, echo_window_s=echo_window_s)
+                         close_ahead_steps=close_ahead_steps, close_ahead_s=close_ahead_s,
+                         echo_window_s=echo_window_s)
         self.control = Control(self.loop, self.feedback, preset_loader, status_counts,
                                separate_controls_port=ports.controls_name is not None)
         self.loop.on_osc = self.control.handle_osc

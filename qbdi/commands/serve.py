@@ -180,7 +180,8 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     server = Server(ports, clock, models[model], state, models=models,
                     feedback=web.feedback(transport), listeners=listeners,
                     preset_loader=functools.partial(load_named_preset, user_dir=preset_dir),
-                    status_counts=refusals, ir_taps=[feed.ir] if feed is not None else [])
+                    status_counts=refusals, ir_taps=[feed.ir] if feed is not None else [],
+                    close_ahead_s=args.close_ahead_ms / 1e3)
     stop = threading.Event()
     _stop_on_signals(stop, server.loop.inbox.wake)
     # Start-up objects (the model, numpy, mido) never become garbage: freezing them keeps a

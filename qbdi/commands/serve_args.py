@@ -34,6 +34,17 @@ def _rate_per_s(text: str) -> float:
     return rate
 
 
+def _close_ahead_ms(text: str) -> float:
+    """An argparse type: milliseconds in [0, 500]."""
+    try:
+        ms = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= ms <= 500:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 500 ms, got {text}")
+    return ms
+
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,31}")
 
 
@@ -101,6 +112,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "terminal view)")
     parser.add_argument("--no-view", action="store_true",
                         help="plain log lines even on a terminal, instead of the live view")
+    parser.add_argument("--close-ahead-ms", type=_close_ahead_ms, default=60.0, metavar="MS",
+                        help="close each bar at least this long before its end, so that its "
+                             "answer has that long to be ready (default 60; half a sixteenth "
+                             "when that is longer, as below 250 BPM); later input counts from "
+                             "the next bar's first step")
     parser.add_argument("--no-lock-memory", action="store_true",
                         help="leave the process's memory unlocked (by default it is locked in "
                              "RAM where the memory-lock limit allows, so that no page is read "
