@@ -390,6 +390,29 @@ def test_an_address_pattern_reaches_every_matching_handler(tiny_checkpoint):
     assert (rig.server.state.improviser.budget_bits, rig.server.state.improviser.seed) == (5, 5)
 
 
+def _at_480_bpm(rig: Rig) -> Rig:
+    rig.server.post_osc("/qbdi/bpm", [480.0], None)
+    rig.server.step()
+    return rig
+
+
+def test_a_bar_closes_half_a_sixteenth_or_60_ms_early_whichever_is_longer(tiny_checkpoint):
+    rig = Rig(tiny_checkpoint)  # 120 BPM: half a sixteenth is 62.5 ms
+    assert rig.server.loop.next_wakeup_step() == 15.5
+    _at_480_bpm(rig)  # 32 steps a second: half a sixteenth is 15.6 ms, 60 ms is 1.92 steps
+    assert rig.server.loop.next_wakeup_step() == pytest.approx(16 - 1.92)
+
+
+def test_input_after_an_early_close_counts_from_the_next_bar_s_first_step(tiny_checkpoint):
+    rig = _at_480_bpm(Rig(tiny_checkpoint, ECHO))
+    rig.play(13, 60, 13.5)  # before bar 0 closes at step 14.08: rounds to 13..14
+    rig.play(14.5, 62, 15)  # after: bar 1's first step, one step long
+    run_until(rig.server.loop, 60)
+    assert [(n.start_step, n.pitch, n.end_step) for n in rig.sent_notes()] == [
+        (29, 60, 30), (32, 62, 33)]
+    rig.assert_silent()
+
+
 def test_bpm_change_keeps_the_position_and_changes_the_step_length(tiny_checkpoint):
     rig = Rig(tiny_checkpoint)
     run_until(rig.server.loop, 8)

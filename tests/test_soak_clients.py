@@ -4,7 +4,8 @@
 
 Not in CI: ``pytest tests/test_soak_clients.py --soak-clients-minutes 30 -s``. It asserts
 that every bar was answered (consecutive reports, none skipped, the count the clock
-gives), no overrun, no note left sounding after SIGTERM and none struck twice, no player
+gives), no overrun, no note left sounding after SIGTERM and none struck twice (beyond the
+events ``jack_midi_dump`` says it skipped, a full ring buffer), no player
 note dropped as an echo, and resident memory grown by at most 5 MB after a one-minute
 warm-up; and prints the figures with the load average of the machine during the run.
 """
@@ -59,12 +60,14 @@ def _turn_budget(port: int, stop: threading.Event, sent: list[int]) -> None:
         sent[0] += 1
 
 
-def _double_note_ons(events) -> int:
-    sounding, doubles = set(), 0
-    for event in events:
+def _double_note_ons(events) -> list[int]:
+    """Indexes of note-ons struck while their key was sounding (a note-off missing between)."""
+    sounding, doubles = set(), []
+    for index, event in enumerate(events):
         kind, key = event.data[0] & 0xF0, (event.data[0] & 0x0F, event.data[1])
         if kind == 0x90 and event.data[2] > 0:
-            doubles += key in sounding
+            if key in sounding:
+                doubles.append(index)
             sounding.add(key)
         elif kind in (0x80, 0x90):
             sounding.discard(key)
@@ -114,10 +117,19 @@ def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
           f"sounding after SIGTERM {sorted(sounding_after(heard))}")
     overran = [line for _, line in serve.output.lines if "overran" in line]
     print("\n".join(overran[:20]))  # each says whether the loop woke late or worked long
+    # jack_midi_dump says so when its ring buffer was full and it skipped an event
+    skipped = sum("ringbuffer was full" in line for _, line in recorder.output.lines)
+    doubles = _double_note_ons(heard)
+    print(f"recorder skipped {skipped} events; {len(doubles)} note-ons struck while sounding")
+    for index in doubles[:3]:
+        key = heard[index].data[1]
+        print("  ", [e for e in heard[max(index - 40, 0) : index + 1]
+                     if len(e.data) > 1 and e.data[1] == key])
     assert indexes == list(range(indexes[0], indexes[0] + len(indexes))), "a bar went missing"
     assert status["skipped_bars"] == 0 and status["bar_errors"] == 0
     assert abs(status["bars"] - elapsed_bars) <= 3
     assert status["overruns"] == 0
     assert status["echoes_dropped"] == 0
-    assert sounding_after(heard) == set() and _double_note_ons(heard) == 0
+    assert sounding_after(heard) == set()
+    assert len(doubles) <= skipped  # a note-off the recorder skipped shows as a double
     assert rss_end_kb - rss_start_kb <= MAX_GROWTH_KB
