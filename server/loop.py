@@ -13,10 +13,11 @@ Guarantees:
   take on threads of their own; listeners only queue work. What outsiders can repeat at
   will is logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``), or ``close_ahead_s``
-  (60 ms) if that is longer, as it is above 250 BPM: the answer gets that long to be ready
-  before its first note is due. Input later than half a sixteenth rounds onto bar n+1's grid
-  anyway; input in a longer closing time counts from bar n+1's first step. Nothing is lost.
-  (A machine can stall the loop for tens of ms: 56 ms at most in a 30-minute soak.)
+  (60 ms) if longer, as above 250 BPM, never more than an eighth (a MIDI clock can jump to
+  any tempo): the answer gets that long to be ready before its first note is due. Input
+  later than half a sixteenth rounds onto bar n+1's grid anyway; input in a longer closing
+  time counts from bar n+1's first step. Nothing is lost. (A machine can stall the loop for
+  tens of ms: up to 56 ms in a 30-minute soak.)
 * Latency never piles up: when the loop falls behind by more than a bar it answers only the
   latest bar (``skipped_bars``); an answer ready after its bar began is an overrun: its late
   notes are dropped, the overrun is counted and reported.
@@ -138,8 +139,8 @@ class Loop:
             self.listeners.error(f"port lost: {err}")
 
     def _closes_at(self, bar: int) -> float:  # early: see the guarantees
-        ahead_steps = max(self.close_ahead_steps,
-                          self.close_ahead_s * steps_per_s(self.clock.tempo_bpm))
+        ahead_steps = min(max(self.close_ahead_steps,  # never more than an eighth
+                              self.close_ahead_s * steps_per_s(self.clock.tempo_bpm)), 2.0)
         return (bar + 1) * STEPS_PER_BAR - ahead_steps
 
     def next_wakeup_step(self) -> float:
