@@ -13,11 +13,10 @@ Guarantees:
   take on threads of their own; listeners only queue work. What outsiders can repeat at
   will is logged in bounded amounts (:mod:`~qbdi.server.bounded_log`) and counted.
 * Bar n closes half a sixteenth before its end (``close_ahead_steps``), or ``close_ahead_s``
-  (60 ms) if longer, as above 250 BPM, never more than an eighth (a MIDI clock can jump to
-  any tempo): the answer gets that long to be ready before its first note is due. Input
-  later than half a sixteenth rounds onto bar n+1's grid anyway; input in a longer closing
-  time counts from bar n+1's first step. Nothing is lost. (A machine can stall the loop for
-  tens of ms: up to 56 ms in a 30-minute soak.)
+  if longer (none by default; never more than an eighth, as a MIDI clock can jump to any
+  tempo): the answer gets that long to be ready before its first note is due. Input later
+  than half a sixteenth rounds onto bar n+1's grid anyway, later input in a longer closing
+  time counts from bar n+1's first step: nothing is lost (a soak saw 56 ms stalls).
 * Latency never piles up: when the loop falls behind by more than a bar it answers only the
   latest bar (``skipped_bars``); an answer ready after its bar began is an overrun: its late
   notes are dropped, the overrun is counted and reported.
@@ -54,7 +53,7 @@ from qbdi.settings import MAX_TEMPO_BPM, MIN_TEMPO_BPM, Preset, changed
 
 log = logging.getLogger(__name__)
 
-CLOSE_AHEAD_S = 0.06  # the least time an answer gets: see the guarantees
+CLOSE_AHEAD_S = 0.0  # the least time an answer gets beyond half a sixteenth: none
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (heartbeat, MIDI clock, tempo changes)
 
 

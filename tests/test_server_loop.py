@@ -390,17 +390,23 @@ def test_an_address_pattern_reaches_every_matching_handler(tiny_checkpoint):
     assert (rig.server.state.improviser.budget_bits, rig.server.state.improviser.seed) == (5, 5)
 
 
-def _at_480_bpm(rig: Rig) -> Rig:
+def _at_480_bpm(rig: Rig, close_ahead_s: float = 0.06) -> Rig:
+    rig.server.loop.close_ahead_s = close_ahead_s  # serve --close-ahead-ms 60
     rig.server.post_osc("/qbdi/bpm", [480.0], None)
     rig.server.step()
     return rig
 
 
-def test_a_bar_closes_half_a_sixteenth_or_60_ms_early_whichever_is_longer(tiny_checkpoint):
-    rig = Rig(tiny_checkpoint)  # 120 BPM: half a sixteenth is 62.5 ms
+def test_a_bar_closes_half_a_sixteenth_early_or_earlier_when_asked(tiny_checkpoint):
+    assert Rig(tiny_checkpoint).server.loop.next_wakeup_step() == 15.5  # by default
+    assert _at_480_bpm(Rig(tiny_checkpoint), 0.0).server.loop.next_wakeup_step() == 15.5
+    rig = Rig(tiny_checkpoint)
+    rig.server.loop.close_ahead_s = 0.06  # at 120 BPM half a sixteenth is longer: 62.5 ms
     assert rig.server.loop.next_wakeup_step() == 15.5
     _at_480_bpm(rig)  # 32 steps a second: half a sixteenth is 15.6 ms, 60 ms is 1.92 steps
     assert rig.server.loop.next_wakeup_step() == pytest.approx(16 - 1.92)
+    rig.server.loop.close_ahead_s = 0.5  # never more than an eighth
+    assert rig.server.loop.next_wakeup_step() == 14
 
 
 def test_input_after_an_early_close_counts_from_the_next_bar_s_first_step(tiny_checkpoint):

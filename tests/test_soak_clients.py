@@ -31,6 +31,7 @@ from outside_clients import (
 )
 
 TEMPO_BPM = 480.0
+CLOSE_AHEAD_MS = "60"  # half a sixteenth is 15.6 ms here; the machine stalls up to 56 ms
 BAR_S = 4 * 60.0 / TEMPO_BPM
 CLIP = [(0, 60, 2), (4, 64, 2), (8, 67, 2), (12, 72, 2)]
 BUDGETS = (0, 16, 64, 256, 1024, "full")
@@ -81,7 +82,8 @@ def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
     budget_messages = [0]
     with session("soak") as jack:
         dump = OscDump(jack)
-        serve = start_serve(jack, preset_file(tmp_path, TEMPO_BPM), dump.port)
+        serve = start_serve(jack, preset_file(tmp_path, TEMPO_BPM), dump.port,
+                            "--close-ahead-ms", CLOSE_AHEAD_MS)
         recorder = MidiDump(jack, "recorder")
         start_clip(jack, "clip", TEMPO_BPM, CLIP)
         jack.connect("clip:out", serve.in_port)

@@ -112,11 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "terminal view)")
     parser.add_argument("--no-view", action="store_true",
                         help="plain log lines even on a terminal, instead of the live view")
-    parser.add_argument("--close-ahead-ms", type=_close_ahead_ms, default=60.0, metavar="MS",
-                        help="close each bar at least this long before its end, so that its "
-                             "answer has that long to be ready (default 60; half a sixteenth "
-                             "when that is longer, as below 250 BPM); later input counts from "
-                             "the next bar's first step")
+    parser.add_argument("--close-ahead-ms", type=_close_ahead_ms, default=0.0, metavar="MS",
+                        help="close each bar at least this long before its end (at most an "
+                             "eighth), so that its answer has that long to be ready; default "
+                             "0: half a sixteenth, 15.6 ms at 480 BPM. Later input counts "
+                             "from the next bar's first step. For fast tempos on a machine "
+                             "that stalls (60 held a 30-minute soak at 480 BPM)")
     parser.add_argument("--no-lock-memory", action="store_true",
                         help="leave the process's memory unlocked (by default it is locked in "
                              "RAM where the memory-lock limit allows, so that no page is read "
