@@ -199,7 +199,7 @@ class Loop:
         except Exception as err:
             self._bar_failed(bar, err)
 
-    def _answer(self, collected: CollectedBar, woke_late_steps: float = 0.0) -> None:
+    def _answer(self, collected: CollectedBar, woke_late_steps: float) -> None:
         response = self.responder.respond(collected, self.state)
         answer_step = (collected.index + 1) * STEPS_PER_BAR
         now_steps = self.clock.now_steps()

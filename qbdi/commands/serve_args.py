@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from pathlib import Path
 
-from qbdi.commands import serve_web
+from qbdi.commands import arg_types, serve_web
 from qbdi.server.backends import BACKENDS
 from qbdi.server.ports import CLIENT_NAME
-
-
-def _udp_port(text: str) -> int:
-    """An argparse type: a UDP port number, 0 (any free port) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65_535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
-    return port
-
-
-def _rate_per_s(text: str) -> float:
-    """An argparse type: a finite rate > 0 per second."""
-    try:
-        rate = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(rate) or rate <= 0:
-        raise argparse.ArgumentTypeError(f"a rate must be finite and > 0, got {text}")
-    return rate
-
-
-def _close_ahead_ms(text: str) -> float:
-    """An argparse type: milliseconds in [0, 500]."""
-    try:
-        ms = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= ms <= 500:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 500 ms, got {text}")
-    return ms
-
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,31}")
 
@@ -84,12 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MIDI backend (default: detected; memory = no MIDI, smoke test)")
     parser.add_argument("--osc-host", default="127.0.0.1",
                         help="address to listen on for OSC (default 127.0.0.1)")
-    parser.add_argument("--osc-port", type=_udp_port, default=9000,
+    parser.add_argument("--osc-port", type=arg_types.port, default=9000,
                         help="UDP port for OSC (default 9000; 0 = any free port)")
     parser.add_argument("--osc-allow", default="",
                         help="comma-separated client IPs allowed when --osc-host is not "
                              "loopback")
-    parser.add_argument("--osc-rate", type=_rate_per_s, default=200.0,
+    parser.add_argument("--osc-rate", type=arg_types.rate_per_s, default=200.0,
                         help="most OSC messages accepted per second (default 200)")
     parser.add_argument("--feedback", default=None, metavar="HOST:PORT",
                         help="send values, bar reports, errors and a heartbeat here")
@@ -112,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "terminal view)")
     parser.add_argument("--no-view", action="store_true",
                         help="plain log lines even on a terminal, instead of the live view")
-    parser.add_argument("--close-ahead-ms", type=_close_ahead_ms, default=0.0, metavar="MS",
+    parser.add_argument("--close-ahead-ms", type=arg_types.milliseconds(500), default=0.0,
+                        metavar="MS",
                         help="close each bar at least this long before its end (at most an "
                              "eighth), so that its answer has that long to be ready; default "
                              "0: half a sixteenth, 15.6 ms at 480 BPM. Later input counts "

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qbdi.commands import arg_types
 from qbdi.presets import list_presets
 from qbdi.server.control import Feedback
 from qbdi.server.errors import WebSetupError
@@ -27,18 +28,8 @@ SAME_AS_OSC = -1  # --oscquery without a port: the OSC port's number, over TCP
 WEB_REQUESTS_PER_S = 50.0
 
 
-def _tcp_port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65_535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--web", type=_tcp_port, nargs="?", const=DEFAULT_WEB_PORT,
+    parser.add_argument("--web", type=arg_types.port, nargs="?", const=DEFAULT_WEB_PORT,
                         default=None, metavar="PORT",
                         help="serve the browser control surface on this TCP port (default "
                              f"{DEFAULT_WEB_PORT}; 0 = any free port); its address, with a "
@@ -49,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-allow", default=None,
                         help="comma-separated client IPs allowed to open the surface when "
                              "--web-host is not loopback (default: those of --osc-allow)")
-    parser.add_argument("--oscquery", type=_tcp_port, nargs="?", const=SAME_AS_OSC,
+    parser.add_argument("--oscquery", type=arg_types.port, nargs="?", const=SAME_AS_OSC,
                         default=None, metavar="PORT",
                         help="serve the OSC address table as an OSCQuery namespace over HTTP "
                              "on this TCP port (default: the OSC port's number), on the OSC "
