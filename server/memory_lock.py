@@ -1,4 +1,5 @@
-"""Keep ``qbdi serve``'s memory in RAM, as real-time audio programs do.
+"""Keep ``qbdi serve``'s memory in RAM, as real-time audio programs do (``--lock-memory``,
+opt-in: with it our JACK tests under load lost or garbled MIDI events more often).
 
 The kernel may drop pages it can read back from disk (the interpreter's, numpy's and the
 BLAS library's code) when they look cold; some machines reclaim such pages proactively

@@ -83,7 +83,7 @@ def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
     with session("soak") as jack:
         dump = OscDump(jack)
         serve = start_serve(jack, preset_file(tmp_path, TEMPO_BPM), dump.port,
-                            "--close-ahead-ms", CLOSE_AHEAD_MS)
+                            "--close-ahead-ms", CLOSE_AHEAD_MS, "--lock-memory")
         recorder = MidiDump(jack, "recorder")
         start_clip(jack, "clip", TEMPO_BPM, CLIP)
         jack.connect("clip:out", serve.in_port)

@@ -188,8 +188,8 @@ def _serve(args: argparse.Namespace, output: Output) -> int:
     # full collection from scanning them in the middle of a bar.
     gc.collect()
     gc.freeze()
-    memory_note = "memory not locked (--no-lock-memory)"
-    if not args.no_lock_memory:
+    memory_note = "memory not locked (--lock-memory locks it)"
+    if args.lock_memory:
         _, memory_note = lock_memory()
     view = None
     try:

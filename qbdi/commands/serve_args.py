@@ -84,8 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0: half a sixteenth, 15.6 ms at 480 BPM. Later input counts "
                              "from the next bar's first step. For fast tempos on a machine "
                              "that stalls (60 held a 30-minute soak at 480 BPM)")
-    parser.add_argument("--no-lock-memory", action="store_true",
-                        help="leave the process's memory unlocked (by default it is locked in "
-                             "RAM where the memory-lock limit allows, so that no page is read "
-                             "back from disk in the middle of a bar)")
+    parser.add_argument("--lock-memory", action="store_true",
+                        help="lock the process's memory in RAM where the memory-lock limit "
+                             "allows, so that no page is read back from disk mid-bar "
+                             "(experimental: with it, JACK tests under load lost or garbled "
+                             "MIDI events)")
     serve_web.add_arguments(parser)
