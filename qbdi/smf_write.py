@@ -50,8 +50,15 @@ def header_chunk(n_tracks: int, ticks_per_beat: int) -> bytes:
 
 def track_chunk(body: bytes) -> bytes:
     """``MTrk`` around a track's events (delta times included, end of track excluded)."""
-    body = body + b"\x00" + END_OF_TRACK
-    return b"MTrk" + len(body).to_bytes(4, "big") + body
+    return b"".join(track_chunk_parts(body))
+
+
+def track_chunk_parts(*bodies: bytes | bytearray) -> list[bytes | bytearray]:
+    """:func:`track_chunk` of the bodies one after the other, as parts to write in turn:
+    a long track is written without a joined copy of it."""
+    parts = [*bodies, b"\x00" + END_OF_TRACK]
+    size = sum(len(part) for part in parts)
+    return [b"MTrk" + size.to_bytes(4, "big"), *parts]
 
 
 def events_body(name: str, events: Iterable[tuple[int, bytes]]) -> bytes:

@@ -87,16 +87,17 @@ class _TrackBytes:
         self.data += raw
         self.last_tick = tick
 
-    def chunk(self, end_tick: int) -> bytes:
-        """The track as an ``MTrk`` chunk ending at ``end_tick``, with what still sounds
-        released there; the running track is left as it was."""
+    def chunk_parts(self, end_tick: int) -> list[bytes | bytearray]:
+        """The track as the parts of an ``MTrk`` chunk ending at ``end_tick``, with what
+        still sounds released there; the running track is left as it was, and its events
+        are not copied (a long take is saved every few seconds)."""
         tail = bytearray()
         last = self.last_tick
         for key in sorted(self.sounding):
             tail += smf_write.variable_length(max(end_tick - last, 0)) + _note_off(key)
             last = max(end_tick, last)
         head = smf_write.events_body(self.name, ())
-        return smf_write.track_chunk(head + bytes(self.data) + bytes(tail))
+        return smf_write.track_chunk_parts(head, self.data, tail)
 
 
 def _note_off(key: tuple[int, int]) -> bytes:
@@ -216,10 +217,12 @@ class Take:
 
     def _save(self) -> None:
         header = smf_write.header_chunk(len(self._tracks), TICKS_PER_BEAT)
-        data = header + b"".join(track.chunk(self._end_tick) for track in self._tracks)
         part = self.path.with_name(self.path.name + ".part")
         try:
-            part.write_bytes(data)
+            with open(part, "wb") as file:
+                file.write(header)
+                for track in self._tracks:
+                    file.writelines(track.chunk_parts(self._end_tick))
             os.replace(part, self.path)
         except OSError as err:
             self.failed_saves += 1
