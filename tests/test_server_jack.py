@@ -18,6 +18,7 @@ test_server_loop.py and test_server_clocks.py and measured in benchmarks/bench_s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -149,14 +150,19 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
          "--model", str(tiny_checkpoint), "--preset", str(preset), "--osc-port", "0",
          "--quiet", "--record", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=env)
+    # Our ports close before the server stops, also when an assertion fails: an rtmidi port
+    # left to the garbage collector after its JACK server is gone can crash the test run.
+    ports = contextlib.ExitStack()
     try:
         ready = _wait_ready(process)
         osc_port = int(ready.split("osc 127.0.0.1:")[1].split(",")[0])
         rt = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
         received: list[tuple[float, mido.Message]] = []
-        listener = rt.open_input(resolve_port("qbdi out", rt.get_input_names(), "input"),
-                                 callback=lambda m: received.append((time.perf_counter(), m)))
-        player = rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output"))
+        ports.enter_context(rt.open_input(
+            resolve_port("qbdi out", rt.get_input_names(), "input"),
+            callback=lambda m: received.append((time.perf_counter(), m))))
+        player = ports.enter_context(
+            rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
         osc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         osc.bind(("127.0.0.1", 0))
         osc.settimeout(2.0)
@@ -187,9 +193,8 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
         time.sleep(0.2)  # the last note-offs cross JACK
         reply, _ = osc.recvfrom(65_535)
         assert reply == encode("/qbdi/bits", [0])
-        listener.close()
-        player.close()
     finally:
+        ports.close()
         if process.poll() is None:
             process.kill()
         process.wait()

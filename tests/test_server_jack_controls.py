@@ -17,6 +17,7 @@ On the JACK ports: nothing arrives that was not sent, and at least ``MIN_RECEIVE
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -142,12 +143,14 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     received: list[mido.Message] = []
+    ports = contextlib.ExitStack()  # closed before the server stops, as in test_server_jack
     try:
         ready = _wait_ready(process)
         assert f"controls 'controller:{KNOB_PORT}'" in ready
-        listener = rt.open_input(resolve_port("qbdi out", rt.get_input_names(), "input"),
-                                 callback=received.append)
-        player = rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output"))
+        ports.enter_context(rt.open_input(
+            resolve_port("qbdi out", rt.get_input_names(), "input"), callback=received.append))
+        player = ports.enter_context(
+            rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
         time.sleep(0.3)  # JACK connects ports in its own time
         _play(player, knob_box, notes)
         process.send_signal(signal.SIGTERM)
@@ -155,9 +158,8 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         log = process.stderr.read()  # --quiet: its warnings (overruns, skipped bars) alone
         assert code == 0, f"serve exited with {code}: {log[-3000:]}"
         time.sleep(0.2)  # the last note-offs cross JACK
-        listener.close()
-        player.close()
     finally:
+        ports.close()
         if process.poll() is None:
             process.kill()
         process.wait()
