@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import pytest
 
 RATE_HZ = 48_000
-JACKD_ARGS = ["--no-realtime", "-d", "dummy", "-r", str(RATE_HZ), "-p", "128"]
+PERIOD_FRAMES = 128
+
 _SESSIONS = itertools.count()
 
 
@@ -61,12 +62,21 @@ class Output:
 class Session:
     """A JACK server of the session's own and the programs started on it."""
 
-    def __init__(self, tag: str = "clients") -> None:
+    def __init__(self, tag: str = "clients", period_frames: int = PERIOD_FRAMES) -> None:
+        self.period_frames = period_frames
         self.name = f"qbdi-{tag}-{os.getpid()}-{next(_SESSIONS)}"
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
                     "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
         self.processes: list[subprocess.Popen] = []
         self.jackd: subprocess.Popen | None = None
+        self._log = None
+
+    def server_log(self) -> str:
+        """What the server printed so far (its xruns among it)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     # -- the JACK server ------------------------------------------------------------------
     def start_jack(self, attempts: int = 5) -> None:
@@ -87,16 +97,19 @@ class Session:
         """Start jackd; "" once it answers, else what it printed."""
         # Its messages go to a file: a pipe nobody reads fills up (xruns are reported on
         # every one) and would stall the server.
-        with tempfile.TemporaryFile() as log:
-            self.jackd = subprocess.Popen(["jackd", "-n", self.name, *JACKD_ARGS],
-                                          env=self.env, stdout=log, stderr=log)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and self.jackd.poll() is None:
-                if self._lsp_ok():
-                    return ""
-                time.sleep(0.1)
-            log.seek(0)
-            error = log.read().decode(errors="replace")[-400:] or "no answer within 15 s"
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (kept for server_log() while it runs)
+        driver = ["-d", "dummy", "-r", str(RATE_HZ), "-p", str(self.period_frames)]
+        self.jackd = subprocess.Popen(["jackd", "-n", self.name, "--no-realtime", *driver],
+                                      env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.jackd.poll() is None:
+            if self._lsp_ok():
+                self._log = log
+                return ""
+            time.sleep(0.1)
+        log.seek(0)
+        error = log.read().decode(errors="replace")[-400:] or "no answer within 15 s"
+        log.close()
         self._stop(self.jackd, signal.SIGTERM, timeout_s=20)
         self.jackd = None
         return error
@@ -160,6 +173,9 @@ class Session:
             self._stop(process, signal.SIGINT)
         if self.jackd is not None:
             self._stop(self.jackd, signal.SIGTERM, timeout_s=20)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     @staticmethod
     def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM,
@@ -174,9 +190,10 @@ class Session:
 
 
 @contextmanager
-def session(tag: str = "clients") -> Iterator[Session]:
-    """A session with its JACK server running; everything stops at the end."""
-    jack = Session(tag)
+def session(tag: str = "clients", period_frames: int = PERIOD_FRAMES) -> Iterator[Session]:
+    """A session with its JACK server running, a cycle every ``period_frames`` frames at
+    48 kHz; everything stops at the end."""
+    jack = Session(tag, period_frames)
     try:
         jack.start_jack()
         yield jack
