@@ -51,7 +51,12 @@ def transmit(z_e: np.ndarray, params: ChannelParams, rng: np.random.Generator) -
     shrink = shrink64.astype(np.float32)
     eps = rng.standard_normal(z.shape, dtype=np.float32)
     # (1 - a) z + a mu rather than z + a (mu - z): exactly mu at a = 1, exactly z at a = 0.
-    return (1.0 - shrink) * z + shrink * mu + std * eps
+    # In place (for long runs), in the order of (1 - a) z + a mu + std eps.
+    z_d = np.multiply(1.0 - shrink, z)
+    z_d += shrink * mu
+    eps *= std
+    z_d += eps
+    return z_d
 
 
 def checked_arrays(z_e: np.ndarray, params: ChannelParams

@@ -46,8 +46,13 @@ def transmit_realism(z_e: np.ndarray, params: ChannelParams,
     a = np.exp2(-2.0 * bits)  # underflows to 0 for huge R: the output is then z_e exactly
     keep = np.sqrt(1.0 - a).astype(np.float32)
     noise_std = np.sqrt(a * sigma2).astype(np.float32)
+    z_d = np.subtract(z, mu)  # mu + keep (z - mu) + noise_std eps, in place for long runs
+    z_d *= keep
+    z_d += mu
     eps = rng.standard_normal(z.shape, dtype=np.float32)
-    return mu + keep * (z - mu) + noise_std * eps
+    eps *= noise_std
+    z_d += eps
+    return z_d
 
 
 def transmitter(channel: ChannelName) -> Callable[[np.ndarray, ChannelParams,

@@ -36,7 +36,6 @@ from qbdi.models.config import AnswerConfig
 
 OFF, ONSET, HELD = 0, 1, 2
 _BLOCKED = -1e9  # log-score of a forbidden transition (finite: no inf - inf = nan)
-_STEPS = np.arange(STEPS_PER_BAR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +155,7 @@ def decode_voices(logits: np.ndarray, params: NoteDecoding = NoteDecoding(method
     voices = np.where(count > 0, np.clip(count, params.min_voices, params.max_voices), 0)
     sounding = out[:, :, SOUNDING]
     if params.min_voices == params.max_voices:  # the usual case: one count, no ranking
-        top = np.argpartition(-sounding_logits, params.max_voices - 1, axis=2)
-        sounding[:] = False
-        # fancy indexing rather than np.put_along_axis: the same cells, in a third the time
-        sounding[np.arange(n)[:, None, None], _STEPS[None, :, None],
-                 top[:, :, : params.max_voices]] = True
+        _mark_top(sounding_logits, params.max_voices, out=sounding)
         sounding &= (voices > 0)[:, :, None]
     else:  # the pitch ranked k-th most probable at a step sounds when k < voices there
         rank = np.argsort(np.argsort(-sounding_logits, axis=2, kind="stable"), axis=2)
@@ -171,6 +166,20 @@ def decode_voices(logits: np.ndarray, params: NoteDecoding = NoteDecoding(method
     articulated[:, 0] |= True  # nothing is tied in: each bar is decided on its own
     articulated &= sounding
     return out
+
+
+def _mark_top(logits: np.ndarray, k: int, out: np.ndarray) -> None:
+    """``out`` (bool, the shape of ``logits``) True at the ``k`` largest values of each row
+    of the last axis, ties to the lowest index. ``k`` passes of a row maximum: for the few
+    voices of a step, faster than a partial sort of every row."""
+    rows = logits.reshape(-1, logits.shape[-1]).copy()
+    chosen = np.zeros(rows.shape, dtype=bool)
+    index = np.arange(len(rows))
+    for _ in range(min(k, rows.shape[-1])):
+        best = rows.argmax(axis=1)
+        chosen[index, best] = True
+        rows[index, best] = -np.inf
+    out[:] = chosen.reshape(logits.shape)
 
 
 def note_decoding(answer: AnswerConfig) -> NoteDecoding:

@@ -45,15 +45,27 @@ def octave_shifts(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _move_matrix(semitones: int) -> np.ndarray:
-    """``(78, 78)`` 0/1: column ``p`` to where it goes when moved by ``semitones``, folded back
-    into range by octaves as the bar codec folds (:func:`qbdi.bars.fold_pitch`). Cached: the
-    live loop asks for the same few moves every bar."""
+def _column_runs(semitones: int) -> tuple[tuple[slice, slice], ...]:
+    """Where the pitch columns go when moved by ``semitones`` (folded back into range by
+    octaves, as the bar codec folds: :func:`qbdi.bars.fold_pitch`), as runs of neighbouring
+    columns that stay neighbours: ``(source, destination)`` slices. Cached: the live loop
+    asks for the same few moves every bar."""
     moved = [fold_pitch(p + LOWEST_PITCH + semitones) - LOWEST_PITCH for p in range(N_PITCHES)]
-    move = np.zeros((N_PITCHES, N_PITCHES), dtype=np.float32)
-    move[_COLUMNS, moved] = 1.0
-    move.setflags(write=False)
-    return move
+    runs, start = [], 0
+    for p in range(1, N_PITCHES + 1):
+        if p == N_PITCHES or moved[p] != moved[p - 1] + 1:
+            runs.append((slice(start, p), slice(moved[start], moved[p - 1] + 1)))
+            start = p
+    return tuple(runs)
+
+
+def _moved(bars: np.ndarray, semitones: int) -> np.ndarray:
+    """``bars`` with every pitch column moved by ``semitones`` (folded back into range); two
+    columns that land on one pitch sound where either did."""
+    out = np.zeros_like(bars)
+    for source, destination in _column_runs(semitones):
+        out[..., destination] |= bars[..., source]
+    return out
 
 
 def centre_octaves(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
@@ -64,16 +76,11 @@ def centre_octaves(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
     bars = np.asarray(bars, dtype=bool)
     shifts = octave_shifts(bars, centre_pitch)
     if len(bars) == 1:  # the live bar: one move or none
-        if shifts[0] == 0:
-            return bars.copy()
-        return (bars.astype(np.float32) @ _move_matrix(int(shifts[0]))) > 0
+        return _moved(bars, int(shifts[0])) if shifts[0] else bars.copy()
     if not shifts.any():
         return bars.copy()
     out = np.zeros_like(bars)
     for semitones in np.unique(shifts):
         rows = shifts == semitones
-        if semitones == 0:
-            out[rows] = bars[rows]
-            continue
-        out[rows] = (bars[rows].astype(np.float32) @ _move_matrix(int(semitones))) > 0
+        out[rows] = _moved(bars[rows], int(semitones)) if semitones else bars[rows]
     return out
