@@ -93,7 +93,13 @@ def encode_bars(model: InferenceModel, flat_bars: np.ndarray, sample: bool,
                 rng: np.random.Generator) -> Latents:
     """The encoder stage: ``z_e = mu``, or ``mu + exp(logvar / 2) eps`` when ``sample``
     (the paper), drawing ``n * latent`` normals from ``rng`` then and none otherwise."""
-    mu, logvar = model.encode(flat_bars)
+    return latents_from(*model.encode(flat_bars), sample, rng)
+
+
+def latents_from(mu: np.ndarray, logvar: np.ndarray, sample: bool,
+                 rng: np.random.Generator) -> Latents:
+    """The encoder stage's latents from the encoder's ``mu`` and ``logvar``, as
+    :func:`encode_bars` draws them."""
     if not sample:
         return Latents(mu, logvar)
     noise = rng.standard_normal(mu.shape, dtype=np.float32)

@@ -24,9 +24,11 @@ from qbdi.bars import (
     notes_to_bars,
 )
 from qbdi.channel import LatentStats, transmitter
+from qbdi.chunks import chunk_slices, map_chunks
 from qbdi.improviser import Improviser, channel_params_for, decode, free_latents, in_register
 from qbdi.midifile import Score, Track, write_midi
-from qbdi.models.runtime import CHUNK_BARS, encode_bars
+from qbdi.models.config import AnswerConfig
+from qbdi.models.runtime import InferenceModel, Latents, latents_from
 from qbdi.settings import ImproviserSettings
 
 DEFAULT_VELOCITY = 80
@@ -75,22 +77,43 @@ def improvise(improviser: Improviser, bars: np.ndarray, settings: ImproviserSett
     if settings.mode == "free":
         z_d = free_latents(rng, n_bars, model.latent_size, answer, improviser.corpus_stats)
     else:
-        latents = encode_bars(model, in_register(bars, answer).reshape(n_bars, BAR_SIZE),
-                              settings.encoding == "sample", rng)
+        latents = _encoded(model, answer, bars, settings.encoding == "sample", rng)
         z_d = latents.z_e
         if not settings.full_rate and n_bars:
-            stats = (LatentStats.from_latents(latents.z_e, logvar=latents.logvar)
+            # the posterior variance only where bits go by it (as the live step keeps it)
+            logvar = latents.logvar if settings.allocation == "posterior" else None
+            stats = (LatentStats.from_latents(latents.z_e, logvar=logvar)
                      if settings.stats == "query" else improviser.seed_stats(settings))
             params = channel_params_for(improviser.spread(stats, settings), settings,
                                         latents.z_e)
             z_d = transmitter(settings.channel)(latents.z_e, params, rng)
             bits = np.atleast_2d(params.bits)
     out = np.empty((n_bars, BAR_SIZE), dtype=bool)
-    for start in range(0, n_bars, CHUNK_BARS):  # in parts, to report progress
-        part = slice(start, start + CHUNK_BARS)
-        out[part] = decode(model, z_d[part], settings, rng, answer)
-        _report(on_progress, len(out[part]))
+
+    def decode_part(part: slice) -> np.ndarray:
+        return decode(model, z_d[part], settings, rng, answer)
+
+    parts = chunk_slices(n_bars)  # in parts, to report progress; sampled draws in order
+    decoded = map(decode_part, parts) if settings.sampling else map_chunks(decode_part, n_bars)
+    for part, answer_bars in zip(parts, decoded, strict=True):
+        out[part] = answer_bars
+        _report(on_progress, len(answer_bars))
     return Answers(out.reshape(n_bars, *BAR_SHAPE), bits, z_d, _per_bar(started_s, n_bars))
+
+
+def _encoded(model: InferenceModel, answer: AnswerConfig, bars: np.ndarray, sample: bool,
+             rng: np.random.Generator) -> Latents:
+    """Query bars ``(n, 16, 2, 78)`` moved into the corpus's register and encoded, as the
+    live step does, their chunks on every core (the draws, when ``sample``, after all of
+    them, in order)."""
+
+    def encode_part(part: slice) -> tuple[np.ndarray, np.ndarray]:
+        moved = in_register(bars[part], answer)
+        return model.encode(moved.reshape(len(moved), BAR_SIZE))
+
+    parts = list(map_chunks(encode_part, len(bars))) or [encode_part(slice(0, 0))]
+    return latents_from(np.concatenate([mu for mu, _ in parts]),
+                        np.concatenate([logvar for _, logvar in parts]), sample, rng)
 
 
 def _stepped(improviser: Improviser, bars: np.ndarray, settings: ImproviserSettings,
