@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 RATE_HZ = 48_000
-PERIOD_FRAMES = 128
-
+PERIOD_FRAMES = 128  # 2.7 ms cycles; the soak asks for longer ones
 _SESSIONS = itertools.count()
 
 

@@ -5,7 +5,7 @@
 Not in CI: ``pytest tests/test_soak_clients.py --soak-clients-minutes 30 -s``. It asserts
 that every bar was answered (consecutive reports, none skipped, the count the clock
 gives), no overrun, no note left sounding after SIGTERM and none struck twice (a note-off
-missing between) in our take nor in what at least one of two recorders heard, no player
+missing between) in what at least one of two recorders heard, no player
 note dropped as an echo, and resident memory grown by at most 5 MB after a one-minute
 warm-up; and prints the figures with the load average of the machine during the run.
 """
@@ -18,9 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
-from types import SimpleNamespace
 
-import mido
 import pytest
 from jack_session import session
 from outside_clients import (
@@ -41,9 +39,9 @@ CLIP = [(0, 60, 2), (4, 64, 2), (8, 67, 2), (12, 72, 2)]
 BUDGETS = (0, 16, 64, 256, 1024, "full")
 WARMUP_S = 60.0
 # JACK cycles of 21 ms, not the short tests' 2.7 ms: on this shared 2-core machine the
-# dummy driver's 128-frame cycles ran late thousands of times a minute, and a client whose
-# cycle runs late loses that cycle's MIDI (two recorders of our output lost different
-# note-offs while the take showed every one sent; with 1024 frames neither lost one).
+# dummy driver's 128-frame cycles often ran late (5,500 times in 1.5 minutes in realtime
+# mode), and a client whose cycle runs late loses that cycle's MIDI (two recorders of our
+# output lost different note-offs; with 1024 frames neither lost one in 1.5 minutes).
 PERIOD_FRAMES = 1024
 MAX_GROWTH_KB = 5 * 1024
 
@@ -86,16 +84,10 @@ def _double_note_ons(events) -> list[int]:
     return doubles
 
 
-def _sent_by_us(take_path) -> list[SimpleNamespace]:
-    """The messages our take recorded on its ``qbdi`` track, in the order they were sent."""
-    track = next(t for t in mido.MidiFile(take_path).tracks if t.name == "qbdi")
-    return [SimpleNamespace(data=m.bytes()) for m in track if not m.is_meta]
-
-
 def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
     loads: list[float] = []
     budget_messages = [0]
-    take_path = tmp_path / "take.mid"
+    take_path = tmp_path / "take.mid"  # recorded for the half hour: its memory counts too
     with session("soak", PERIOD_FRAMES) as jack:
         dump = OscDump(jack)
         serve = start_serve(jack, preset_file(tmp_path, TEMPO_BPM), dump.port,
@@ -140,13 +132,13 @@ def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
           f"sounding after SIGTERM {sorted(sounding_after(heard))}")
     overran = [line for _, line in serve.output.lines if "overran" in line]
     print("\n".join(overran[:20]))  # each says whether the loop woke late or worked long
-    # A note-on struck while its key sounds means a note-off went missing. The take is what
-    # we sent; two recorders that lose different ones lost them themselves (a late cycle).
+    # A note-on struck while its key sounds means a note-off went missing. (The take cannot
+    # tell: it writes a release before any re-strike.) Two recorders that lose different
+    # ones lost them themselves, at a late cycle.
     doubles = _double_note_ons(heard)
     witness_doubles = _double_note_ons(witnessed)
-    sent_doubles = _double_note_ons(_sent_by_us(take_path))
-    print(f"note-ons struck while sounding: {len(sent_doubles)} as sent (the take), "
-          f"{len(doubles)} and {len(witness_doubles)} as the two recorders heard them")
+    print(f"note-ons struck while sounding: {len(doubles)} and {len(witness_doubles)} as the "
+          "two recorders heard them")
     late = [line for line in server_log if "not finished" in line or "XRun" in line]
     print(f"JACK server: {len(late)} late cycles: "
           f"{Counter(re.sub(r'[0-9]+', 'N', x) for x in late).most_common(8)}")
@@ -162,5 +154,5 @@ def test_outside_clients_for_half_an_hour_in_real_time(minutes, tmp_path):
     assert sounding_after(heard) == set()
     # A note-off lost on our side of JACK is missing for both recorders; one that a
     # recorder alone missed (its cycle ran late) is not a note left hanging by us.
-    assert sent_doubles == [] and min(len(doubles), len(witness_doubles)) == 0
+    assert min(len(doubles), len(witness_doubles)) == 0
     assert rss_end_kb - rss_start_kb <= MAX_GROWTH_KB
