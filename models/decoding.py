@@ -27,6 +27,7 @@ are as dense as a reference; ``qbdi train`` stores them in the checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,7 +134,27 @@ def decode_cells(logits: np.ndarray, params: NoteDecoding = NoteDecoding(method=
 def decode_voices(logits: np.ndarray, params: NoteDecoding = NoteDecoding(method="voices"),
                   out: np.ndarray | None = None) -> np.ndarray:
     """The corpus's number of voices at every step: ``(n, 2496)`` logits ->
-    ``(n, 16, 2, 78)`` bool (into ``out`` if given).
+    ``(n, 16, 2, 78)`` bool (into ``out`` if given); :func:`voices` with every cell's
+    logits at hand."""
+    logits = np.asarray(logits, dtype=np.float32)
+    cells = logits.reshape(len(logits), STEPS_PER_BAR, 2, N_PITCHES)
+
+    def articulated_at(bar: np.ndarray, step: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        return cells[bar, step, ARTICULATED, pitch]
+
+    return voices(cells[:, :, SOUNDING], articulated_at, params, out)
+
+
+ArticulatedAt = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``(bar, step, pitch)`` index arrays -> the articulated cells' logits there, ``(m,)``."""
+
+
+def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
+           params: NoteDecoding = NoteDecoding(method="voices"),
+           out: np.ndarray | None = None) -> np.ndarray:
+    """The corpus's number of voices at every step, from the sounding cells' logits
+    ``(n, 16, 78)`` and the articulated cells' logits of the notes held on, which
+    ``articulated_at`` gives where asked -> ``(n, 16, 2, 78)`` bool (into ``out`` if given).
 
     At each step the pitches whose sounding log-odds plus ``sounding_bias`` are positive are
     counted; where none is, the step is silent; elsewhere the count is clipped to
@@ -144,27 +165,27 @@ def decode_voices(logits: np.ndarray, params: NoteDecoding = NoteDecoding(method
     more pitches than the corpus has voices, and a threshold then sounds them all (over-full
     chords) or none (gaps); this keeps the model's pitch choices and the corpus's texture.
     Guarantees: deterministic; articulated cells sound; at most ``max_voices`` sounding
-    pitches per step, and at least ``min_voices`` at steps that sound."""
-    logits = np.asarray(logits, dtype=np.float32)
-    n = len(logits)
+    pitches per step, and at least ``min_voices`` at steps that sound; ``articulated_at`` is
+    asked only about cells that sound at a step and the step before."""
+    n = len(sounding_logits)
     if out is None:
         out = np.empty((n, *BAR_SHAPE), dtype=bool)
-    cells = logits.reshape(n, STEPS_PER_BAR, 2, N_PITCHES)
-    sounding_logits = cells[:, :, SOUNDING]
     count = np.count_nonzero(sounding_logits > -params.sounding_bias, axis=2)  # (n, 16)
-    voices = np.where(count > 0, np.clip(count, params.min_voices, params.max_voices), 0)
+    voice_count = np.where(count > 0,
+                           np.clip(count, params.min_voices, params.max_voices), 0)
     sounding = out[:, :, SOUNDING]
     if params.min_voices == params.max_voices:  # the usual case: one count, no ranking
         _mark_top(sounding_logits, params.max_voices, out=sounding)
-        sounding &= (voices > 0)[:, :, None]
-    else:  # the pitch ranked k-th most probable at a step sounds when k < voices there
+        sounding &= (voice_count > 0)[:, :, None]
+    else:  # the pitch ranked k-th most probable at a step sounds when k < its count there
         rank = np.argsort(np.argsort(-sounding_logits, axis=2, kind="stable"), axis=2)
-        np.less(rank, voices[:, :, None], out=sounding)
-    articulated = np.greater(cells[:, :, ARTICULATED], -params.onset_bias,
-                             out=out[:, :, ARTICULATED])
-    articulated[:, 1:] |= ~sounding[:, :-1]
-    articulated[:, 0] |= True  # nothing is tied in: each bar is decided on its own
-    articulated &= sounding
+        np.less(rank, voice_count[:, :, None], out=sounding)
+    articulated = out[:, :, ARTICULATED]
+    articulated[:, 0] = sounding[:, 0]  # nothing is tied in: each bar is decided on its own
+    np.greater(sounding[:, 1:], sounding[:, :-1], out=articulated[:, 1:])  # a new note
+    bar, step, pitch = np.nonzero(sounding[:, 1:] & sounding[:, :-1])  # held on: re-struck?
+    step += 1
+    articulated[bar, step, pitch] = articulated_at(bar, step, pitch) > -params.onset_bias
     return out
 
 

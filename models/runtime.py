@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from qbdi.bars import ARTICULATED, BAR_SHAPE, BAR_SIZE, N_PITCHES, SOUNDING, STEPS_PER_BAR
 from qbdi.models.checkpoint import Checkpoint
 from qbdi.models.config import ModelConfig
 
@@ -33,11 +34,21 @@ class InferenceModel:
             return weight, np.ascontiguousarray(weights[f"{name}.bias"], dtype=np.float32)
 
         self._enc_hidden = linear("enc_hidden")
-        mu_w, mu_b = linear("enc_mu")
-        lv_w, lv_b = linear("enc_logvar")
-        self._enc_heads = (np.ascontiguousarray(np.hstack([mu_w, lv_w])), np.hstack([mu_b, lv_b]))
+        self._enc_mu = linear("enc_mu")
+        self._enc_logvar = linear("enc_logvar")  # read only when asked: 1 MB a bar saved
         self._dec_hidden = linear("dec_hidden")
-        self._dec_out = linear("dec_out")
+        # The output layer in its two halves (the bar's cells: per step, every pitch's
+        # sounding cell, then every pitch's articulated cell). The voices decoding needs
+        # every sounding cell but only the articulated cells of notes held on, a few dozen,
+        # so those are kept one row per cell: a live bar reads 2.5 MB of the layer, not 5.
+        out_weight, out_bias = linear("dec_out")
+        cells = out_weight.reshape(-1, STEPS_PER_BAR, 2, N_PITCHES)
+        cell_bias = out_bias.reshape(STEPS_PER_BAR, 2, N_PITCHES)
+        self._sounding = (np.ascontiguousarray(cells[:, :, SOUNDING].reshape(len(cells), -1)),
+                          np.ascontiguousarray(cell_bias[:, SOUNDING].reshape(-1)))
+        self._articulated_rows = (
+            np.ascontiguousarray(cells[:, :, ARTICULATED].reshape(len(cells), -1).T),
+            np.ascontiguousarray(cell_bias[:, ARTICULATED].reshape(-1)))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> InferenceModel:
@@ -50,20 +61,25 @@ class InferenceModel:
     def encode(self, flat_bars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(n, 2496)`` 0/1 values (bool or float) -> ``mu, logvar``, each ``(n, latent)``
         float32."""
+        hidden = self._encoder_hidden(flat_bars)
+        return _linear(hidden, *self._enc_mu), _linear(hidden, *self._enc_logvar)
+
+    def encode_mu(self, flat_bars: np.ndarray) -> np.ndarray:
+        """:meth:`encode`'s ``mu`` alone (what a step needs unless something uses the
+        posterior variance)."""
+        return _linear(self._encoder_hidden(flat_bars), *self._enc_mu)
+
+    def _encoder_hidden(self, flat_bars: np.ndarray) -> np.ndarray:
         if len(flat_bars) > CHUNK_BARS:
-            parts = [self.encode(flat_bars[i : i + CHUNK_BARS])
-                     for i in range(0, len(flat_bars), CHUNK_BARS)]
-            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return np.concatenate([self._encoder_hidden(flat_bars[i : i + CHUNK_BARS])
+                                   for i in range(0, len(flat_bars), CHUNK_BARS)])
         weight, bias = self._enc_hidden
         # A bar has a few dozen of its 2496 features on, and features off in every bar add
         # exactly zero, so only the used rows of the first layer are read (5 MB otherwise).
         used = np.flatnonzero(np.any(flat_bars, axis=0))
         hidden = np.asarray(flat_bars[:, used], dtype=np.float32) @ weight[used]
         hidden += bias
-        np.maximum(hidden, 0.0, out=hidden)
-        heads = hidden @ self._enc_heads[0]
-        heads += self._enc_heads[1]
-        return heads[:, : self.latent_size], heads[:, self.latent_size :]
+        return np.maximum(hidden, 0.0, out=hidden)
 
     def decode_hidden(self, z: np.ndarray) -> np.ndarray:
         """``(n, latent)`` -> the decoder's hidden layer, ``(n, hidden)`` float32."""
@@ -74,30 +90,77 @@ class InferenceModel:
 
     def decode_logits(self, z: np.ndarray) -> np.ndarray:
         """``(n, latent)`` -> logits ``(n, 2496)`` float32."""
-        weight, bias = self._dec_out
-        logits = self.decode_hidden(z) @ weight
-        logits += bias  # in place (2496 floats a bar): a third less time for a long run
-        return logits
+        hidden = self.decode_hidden(z)
+        logits = np.empty((len(hidden), *BAR_SHAPE), dtype=np.float32)
+        logits[:, :, SOUNDING] = self.sounding_logits(hidden)
+        rows, bias = self._articulated_rows
+        articulated = hidden @ rows.T
+        articulated += bias  # in place: a long run's logits are not allocated twice
+        logits[:, :, ARTICULATED] = articulated.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
+        return logits.reshape(len(hidden), BAR_SIZE)
+
+    def sounding_logits(self, hidden: np.ndarray) -> np.ndarray:
+        """The decoder's hidden layer ``(n, hidden)`` -> the sounding cells' logits,
+        ``(n, 16, 78)`` float32."""
+        weight, bias = self._sounding
+        logits = hidden @ weight
+        logits += bias
+        return logits.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
+
+    def articulated_logits_at(self, hidden: np.ndarray, bar: np.ndarray, step: np.ndarray,
+                              pitch: np.ndarray) -> np.ndarray:
+        """The articulated cells' logits at ``(bar[i], step[i], pitch[i])`` alone, ``(m,)``
+        float32, from the decoder's hidden layer ``(n, hidden)``: one row of the layer read
+        per cell. (Each is the dot product of its row with its bar's hidden layer, summed
+        the same way however many are asked: the live step and a batch agree.)"""
+        rows, bias = self._articulated_rows
+        cell = step * N_PITCHES + pitch
+        out = np.empty(len(cell), dtype=np.float32)
+        for start in range(0, len(cell), _CELLS_PER_PASS):
+            part = slice(start, start + _CELLS_PER_PASS)
+            out[part] = np.einsum("ij,ij->i", rows[cell[part]], hidden[bar[part]])
+        out += bias[cell]
+        return out
 
     def decode_above(self, z: np.ndarray, threshold: float) -> np.ndarray:
         """``p > threshold`` for every feature, ``(n, 2496)`` bool. The bias moves to the
         threshold's side (``h W > logit(t) - b``): no pass over the logits is needed."""
-        weight, bias = self._dec_out
-        return self.decode_hidden(z) @ weight > _logit(threshold) - bias
+        hidden = self.decode_hidden(z)
+        out = np.empty((len(hidden), *BAR_SHAPE), dtype=bool)
+        limit = _logit(threshold)
+        for cell, (weight, bias) in ((SOUNDING, self._sounding),
+                                     (ARTICULATED, (self._articulated_rows[0].T,
+                                                    self._articulated_rows[1]))):
+            above = hidden @ weight > limit - bias
+            out[:, :, cell] = above.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
+        return out.reshape(len(hidden), BAR_SIZE)
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    out = x @ weight
+    out += bias
+    return out
+
+
+_CELLS_PER_PASS = 4096
+"""Articulated cells gathered at a time (two 8 MB copies of their rows and hidden layers)."""
 
 
 class Latents(NamedTuple):
     """What the encoder stage gives: ``z_e`` and the ``logvar`` of each bar, ``(n, latent)``
-    float32 each."""
+    float32 each (``logvar`` None where it was not asked for)."""
 
     z_e: np.ndarray
-    logvar: np.ndarray
+    logvar: np.ndarray | None
 
 
 def encode_bars(model: InferenceModel, flat_bars: np.ndarray, sample: bool,
-                rng: np.random.Generator) -> Latents:
+                rng: np.random.Generator, with_logvar: bool = True) -> Latents:
     """The encoder stage: ``z_e = mu``, or ``mu + exp(logvar / 2) eps`` when ``sample``
-    (the paper), drawing ``n * latent`` normals from ``rng`` then and none otherwise."""
+    (the paper), drawing ``n * latent`` normals from ``rng`` then and none otherwise.
+    Without ``with_logvar`` (and not sampling) the posterior variance is not computed."""
+    if not (sample or with_logvar):
+        return Latents(model.encode_mu(flat_bars), None)
     return latents_from(*model.encode(flat_bars), sample, rng)
 
 

@@ -36,7 +36,7 @@ from qbdi.models.checkpoint import (
     shipped_models,
 )
 from qbdi.models.config import LEGACY_ANSWER, AnswerConfig
-from qbdi.models.decoding import NoteDecoding, note_decoding
+from qbdi.models.decoding import NoteDecoding, note_decoding, voices
 from qbdi.models.decoding import decode as decode_note_bars
 from qbdi.models.register import centre_octaves
 from qbdi.models.runtime import CHUNK_BARS, InferenceModel, Latents, decode_bars, encode_bars
@@ -112,7 +112,8 @@ class Improviser:
         else:
             bar = in_register(bar[None], self.answer)[0]
             latents = encode_bars(self.model, bar.reshape(1, BAR_SIZE),
-                                  settings.encoding == "sample", self.rng)
+                                  settings.encoding == "sample", self.rng,
+                                  with_logvar=settings.needs_logvar)
             params = self._channel(latents, settings)
             z_d = (latents.z_e if params is None
                    else transmitter(settings.channel)(latents.z_e, params, self.rng))
@@ -205,8 +206,13 @@ def decode(model: InferenceModel, z_d: np.ndarray, settings: ImproviserSettings,
     out = np.empty((len(z_d), BAR_SIZE), dtype=bool)
     for i in range(0, len(z_d), CHUNK_BARS):
         part = slice(i, i + CHUNK_BARS)
-        decode_note_bars(model.decode_logits(z_d[part]), params,
-                         out[part].reshape(-1, *BAR_SHAPE))
+        bars = out[part].reshape(-1, *BAR_SHAPE)
+        if params.method == "voices":  # every sounding cell, the articulated ones it asks
+            hidden = model.decode_hidden(z_d[part])
+            voices(model.sounding_logits(hidden),
+                   functools.partial(model.articulated_logits_at, hidden), params, bars)
+        else:
+            decode_note_bars(model.decode_logits(z_d[part]), params, bars)
     return out
 
 

@@ -189,3 +189,27 @@ def test_a_fixed_number_of_voices_sounds_the_top_pitches():
     for bar, step in itertools.product(range(4), range(16)):
         chosen = set(np.flatnonzero(out[bar, step, SOUNDING]))
         assert chosen == set(np.argsort(-logits[bar, step, SOUNDING])[:4]) or not chosen
+
+
+def test_voices_ask_only_about_notes_held_on_and_re_strike_where_those_say():
+    rng = np.random.default_rng(9)
+    logits = rng.normal(-1, 3, size=(3, 16, 2, 78)).astype(np.float32)
+    params = NoteDecoding("voices", onset_bias=0.5, min_voices=4, max_voices=4)
+    asked = []
+
+    def articulated_at(bar, step, pitch):
+        asked.append((bar.copy(), step.copy(), pitch.copy()))
+        return logits[bar, step, ARTICULATED, pitch]
+
+    from qbdi.models.decoding import voices
+
+    out = voices(logits[:, :, SOUNDING], articulated_at, params)
+    assert np.array_equal(out, decode(logits.reshape(3, BAR_SIZE), params))
+    (bar, step, pitch), = asked
+    sounding = out[:, :, SOUNDING]
+    held = np.zeros_like(sounding)
+    held[:, 1:] = sounding[:, 1:] & sounding[:, :-1]
+    assert len(bar) == np.count_nonzero(held) > 0 and held[bar, step, pitch].all()
+    restruck = out[bar, step, ARTICULATED, pitch]
+    assert np.array_equal(restruck, logits[bar, step, ARTICULATED, pitch] > -0.5)
+    assert restruck.any() and not restruck.all()

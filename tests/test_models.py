@@ -113,6 +113,21 @@ def test_a_batch_of_bars_encodes_as_each_bar_alone_and_decode_above_is_the_thres
         runtime.decode_above(mu[:3], 0.0)
 
 
+def test_the_decoder_halves_and_the_mean_alone_are_the_whole_layers(tmp_path):
+    path, _ = _saved(tmp_path)
+    runtime = InferenceModel.from_checkpoint(load_checkpoint(path))
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(5, runtime.latent_size)).astype(np.float32)
+    logits = runtime.decode_logits(z).reshape(5, 16, 2, 78)
+    hidden = runtime.decode_hidden(z)
+    np.testing.assert_allclose(runtime.sounding_logits(hidden), logits[:, :, 0], atol=1e-5)
+    bar, step, pitch = rng.integers(0, 5, 40), rng.integers(0, 16, 40), rng.integers(0, 78, 40)
+    np.testing.assert_allclose(runtime.articulated_logits_at(hidden, bar, step, pitch),
+                               logits[bar, step, 1, pitch], atol=1e-5)
+    bars = rng.random((6, BAR_SIZE)) < 0.05
+    np.testing.assert_allclose(runtime.encode_mu(bars), runtime.encode(bars)[0], atol=1e-6)
+
+
 def test_threshold_and_seeded_sampling():
     logits = np.array([[-3.0, 0.0, 0.5, 1.0, 3.0]], dtype=np.float32)
     assert logits_to_bars(logits, 0.7).tolist() == [[False, False, False, True, True]]
