@@ -170,14 +170,15 @@ def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
     n = len(sounding_logits)
     if out is None:
         out = np.empty((n, *BAR_SHAPE), dtype=bool)
-    count = np.count_nonzero(sounding_logits > -params.sounding_bias, axis=2)  # (n, 16)
-    voice_count = np.where(count > 0,
-                           np.clip(count, params.min_voices, params.max_voices), 0)
+    likely = sounding_logits > -params.sounding_bias  # (n, 16, 78)
     sounding = out[:, :, SOUNDING]
     if params.min_voices == params.max_voices:  # the usual case: one count, no ranking
         _mark_top(sounding_logits, params.max_voices, out=sounding)
-        sounding &= (voice_count > 0)[:, :, None]
+        sounding &= likely.any(axis=2)[:, :, None]
     else:  # the pitch ranked k-th most probable at a step sounds when k < its count there
+        count = np.count_nonzero(likely, axis=2)  # (n, 16)
+        voice_count = np.where(count > 0,
+                               np.clip(count, params.min_voices, params.max_voices), 0)
         rank = np.argsort(np.argsort(-sounding_logits, axis=2, kind="stable"), axis=2)
         np.less(rank, voice_count[:, :, None], out=sounding)
     articulated = out[:, :, ARTICULATED]
