@@ -44,7 +44,8 @@ class NoteDecoding:
     """Parameters of :func:`decode`: ``method`` ``"notes"`` (:func:`decode_notes`),
     ``"voices"`` (:func:`decode_voices`) or ``"cells"`` (:func:`decode_cells`); the biases in
     nats (log-odds added to the cells), the costs in nats (>= 0, ``notes`` alone), the
-    voices per sounding step (``voices`` alone)."""
+    voices per sounding step and the steps a bar that must sound gets when nothing in it is
+    likely (``voices`` alone: the corpus's sounding steps a bar)."""
 
     method: str = "notes"
     sounding_bias: float = 0.0
@@ -54,6 +55,7 @@ class NoteDecoding:
     tie_cost: float = 2.0
     min_voices: int = 1
     max_voices: int = 4
+    sounding_steps: int = STEPS_PER_BAR
 
     def transitions(self) -> np.ndarray:
         """``(3, 3)`` log-score of moving from state ``i`` (row) to state ``j`` (column)."""
@@ -151,7 +153,7 @@ ArticulatedAt = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
            params: NoteDecoding = NoteDecoding(method="voices"),
-           out: np.ndarray | None = None) -> np.ndarray:
+           out: np.ndarray | None = None, must_sound: np.ndarray | None = None) -> np.ndarray:
     """The corpus's number of voices at every step, from the sounding cells' logits
     ``(n, 16, 78)`` and the articulated cells' logits of the notes held on, which
     ``articulated_at`` gives where asked -> ``(n, 16, 2, 78)`` bool (into ``out`` if given).
@@ -164,20 +166,28 @@ def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
     positive (a re-strike). A decoder unsure between voicings spreads its probability over
     more pitches than the corpus has voices, and a threshold then sounds them all (over-full
     chords) or none (gaps); this keeps the model's pitch choices and the corpus's texture.
+    A bar flagged in ``must_sound`` (``(n,)`` bool: say, the player played in it) where no
+    pitch is likely at any step is not left silent: its ``sounding_steps`` steps whose most
+    probable pitch comes nearest sound (a dropout is not the corpus's texture).
+
     Guarantees: deterministic; articulated cells sound; at most ``max_voices`` sounding
-    pitches per step, and at least ``min_voices`` at steps that sound; ``articulated_at`` is
-    asked only about cells that sound at a step and the step before."""
+    pitches per step, and at least ``min_voices`` at steps that sound; no bar flagged in
+    ``must_sound`` is silent; ``articulated_at`` is asked only about cells that sound at a
+    step and the step before."""
     n = len(sounding_logits)
     if out is None:
         out = np.empty((n, *BAR_SHAPE), dtype=bool)
     likely = sounding_logits > -params.sounding_bias  # (n, 16, 78)
+    step_sounds = likely.any(axis=2)  # (n, 16)
+    if must_sound is not None:
+        _sound_silent_bars(step_sounds, sounding_logits, must_sound, params.sounding_steps)
     sounding = out[:, :, SOUNDING]
     if params.min_voices == params.max_voices:  # the usual case: one count, no ranking
         _mark_top(sounding_logits, params.max_voices, out=sounding)
-        sounding &= likely.any(axis=2)[:, :, None]
+        sounding &= step_sounds[:, :, None]
     else:  # the pitch ranked k-th most probable at a step sounds when k < its count there
         count = np.count_nonzero(likely, axis=2)  # (n, 16)
-        voice_count = np.where(count > 0,
+        voice_count = np.where(step_sounds,
                                np.clip(count, params.min_voices, params.max_voices), 0)
         rank = np.argsort(np.argsort(-sounding_logits, axis=2, kind="stable"), axis=2)
         np.less(rank, voice_count[:, :, None], out=sounding)
@@ -188,6 +198,18 @@ def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
     step += 1
     articulated[bar, step, pitch] = articulated_at(bar, step, pitch) > -params.onset_bias
     return out
+
+
+def _sound_silent_bars(step_sounds: np.ndarray, sounding_logits: np.ndarray,
+                       must_sound: np.ndarray, steps: int) -> None:
+    """In place: in each bar of ``must_sound`` where no step sounds, the ``steps`` steps with
+    the highest most-probable pitch sound (ties to the earliest step)."""
+    silent = np.flatnonzero(np.asarray(must_sound, dtype=bool) & ~step_sounds.any(axis=1))
+    if len(silent) == 0:
+        return
+    nearest = np.argsort(-sounding_logits[silent].max(axis=2), axis=1, kind="stable")
+    chosen = nearest[:, : max(1, min(steps, STEPS_PER_BAR))]
+    step_sounds[silent[:, None], chosen] = True
 
 
 def _mark_top(logits: np.ndarray, k: int, out: np.ndarray) -> None:
@@ -207,9 +229,13 @@ def _mark_top(logits: np.ndarray, k: int, out: np.ndarray) -> None:
 def note_decoding(answer: AnswerConfig) -> NoteDecoding:
     """The :func:`decode` parameters an :class:`AnswerConfig` stores (its ``threshold``
     method has none: see :func:`answer_bars`)."""
+    voices = (answer.min_voices + answer.max_voices) / 2
+    steps = (STEPS_PER_BAR if answer.corpus_sounding_per_bar is None
+             else round(answer.corpus_sounding_per_bar / voices))
     return NoteDecoding(answer.method, answer.sounding_bias, answer.onset_bias,
                         answer.start_cost, answer.restrike_cost, answer.tie_cost,
-                        answer.min_voices, answer.max_voices)
+                        answer.min_voices, answer.max_voices,
+                        min(max(steps, 1), STEPS_PER_BAR))
 
 
 def answer_bars(logits: np.ndarray, answer: AnswerConfig) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi.bars import BAR_SHAPE, BAR_SIZE
+from qbdi.bars import BAR_SHAPE, BAR_SIZE, SOUNDING
 from qbdi.channel import ChannelParams, LatentStats, RunningStats, WindowStats, transmitter
 from qbdi.channel import channel_params as _channel_params
 from qbdi.defaults import DEFAULT_THRESHOLD
@@ -117,7 +117,8 @@ class Improviser:
             params = self._channel(latents, settings)
             z_d = (latents.z_e if params is None
                    else transmitter(settings.channel)(latents.z_e, params, self.rng))
-        out = decode(self.model, z_d, settings, self.rng, self.answer)
+        played = None if settings.mode == "free" else bar[None, :, SOUNDING].any(axis=(1, 2))
+        out = decode(self.model, z_d, settings, self.rng, self.answer, played)
         bits = None if params is None else params.bits.reshape(-1)
         return Answer(out.reshape(BAR_SHAPE), bits, time.perf_counter() - started_s, z_d[0])
 
@@ -195,11 +196,13 @@ def in_register(bars: np.ndarray, answer: AnswerConfig) -> np.ndarray:
 
 
 def decode(model: InferenceModel, z_d: np.ndarray, settings: ImproviserSettings,
-           rng: np.random.Generator, answer: AnswerConfig = LEGACY_ANSWER) -> np.ndarray:
+           rng: np.random.Generator, answer: AnswerConfig = LEGACY_ANSWER,
+           played: np.ndarray | None = None) -> np.ndarray:
     """The decoder stage, ``(n, latent)`` -> ``(n, 2496)`` bool: Bernoulli draws when the
     settings sample, else the model's answer method (``threshold``: each cell above the
     settings' threshold; a calibrated method: its biases, moved by the settings' threshold
-    as :func:`answer_decoding` says)."""
+    as :func:`answer_decoding` says). With the ``voices`` method a bar flagged in ``played``
+    (``(n,)`` bool, the bars the player played in) is never answered with silence."""
     if settings.sampling or answer.method == "threshold":
         return decode_bars(model, z_d, settings.threshold, rng if settings.sampling else None)
     params = answer_decoding(answer, settings.threshold)
@@ -210,7 +213,8 @@ def decode(model: InferenceModel, z_d: np.ndarray, settings: ImproviserSettings,
         if params.method == "voices":  # every sounding cell, the articulated ones it asks
             hidden = model.decode_hidden(z_d[part])
             voices(model.sounding_logits(hidden),
-                   functools.partial(model.articulated_logits_at, hidden), params, bars)
+                   functools.partial(model.articulated_logits_at, hidden), params, bars,
+                   None if played is None else played[part])
         else:
             decode_note_bars(model.decode_logits(z_d[part]), params, bars)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 from qbdi.bars import (
     BAR_SHAPE,
     BAR_SIZE,
+    SOUNDING,
     STEPS_PER_BAR,
     Note,
     bars_to_notes,
@@ -89,9 +90,11 @@ def improvise(improviser: Improviser, bars: np.ndarray, settings: ImproviserSett
             z_d = transmitter(settings.channel)(latents.z_e, params, rng)
             bits = np.atleast_2d(params.bits)
     out = np.empty((n_bars, BAR_SIZE), dtype=bool)
+    played = None if settings.mode == "free" else bars[:, :, SOUNDING].any(axis=(1, 2))
 
     def decode_part(part: slice) -> np.ndarray:
-        return decode(model, z_d[part], settings, rng, answer)
+        return decode(model, z_d[part], settings, rng, answer,
+                      None if played is None else played[part])
 
     parts = chunk_slices(n_bars)  # in parts, to report progress; sampled draws in order
     decoded = map(decode_part, parts) if settings.sampling else map_chunks(decode_part, n_bars)

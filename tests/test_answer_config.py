@@ -139,3 +139,23 @@ def test_a_checkpoint_s_answer_config_reaches_the_improvisers(tmp_path, parts):
     improvisers, name = load_improvisers(path)
     assert improvisers[name].answer == ANSWER
     assert mean_pitch(np.zeros((1, 16, 2, 78), bool)).shape == (1,)
+
+
+def test_a_bar_the_player_played_in_is_never_answered_with_silence(parts, query_bars):
+    answer = ANSWER.model_copy(update={"corpus_sounding_per_bar": 3 * 12.0})  # 12 steps
+    improviser = _improviser(parts, answer)
+    bars = query_bars.copy()
+    bars[::5] = False  # bars where the player rests
+    played = bars[:, :, SOUNDING].any(axis=(1, 2))
+    # a high threshold leaves most answers with nothing likely
+    settings = ImproviserSettings(budget_bits="full", stats="query", threshold=0.995)
+    out = improvise(improviser, bars, settings).bars
+    answered = out[:, :, SOUNDING].any(axis=(1, 2))
+    assert answered[played].all() and not answered[~played].any()
+    steps = out[:, :, SOUNDING].any(axis=2).sum(axis=1)
+    assert set(steps[played]) <= set(range(1, 17)) and (steps[played] == 12).any()
+    live = [improviser.step(bar, settings.model_copy(update={"stats": "window"})).bar
+            for bar in bars]
+    assert np.array_equal(np.stack(live), out)
+    free = improvise(improviser, bars, settings.model_copy(update={"mode": "free"})).bars
+    assert not free[:, :, SOUNDING].any(axis=(1, 2)).all()  # free play may rest

@@ -213,3 +213,27 @@ def test_voices_ask_only_about_notes_held_on_and_re_strike_where_those_say():
     restruck = out[bar, step, ARTICULATED, pitch]
     assert np.array_equal(restruck, logits[bar, step, ARTICULATED, pitch] > -0.5)
     assert restruck.any() and not restruck.all()
+
+
+def test_a_bar_that_must_sound_gets_the_corpus_s_steps_where_nothing_is_likely():
+    from qbdi.models.config import AnswerConfig
+    from qbdi.models.decoding import note_decoding
+
+    rng = np.random.default_rng(10)
+    logits = rng.normal(-8, 1, size=(3, 16, 2, 78)).astype(np.float32)  # nothing likely
+    logits[2, 5, SOUNDING, 40] = 5.0  # bar 2 has one likely cell of its own
+    params = note_decoding(AnswerConfig(method="voices", min_voices=4, max_voices=4,
+                                        corpus_sounding_per_bar=40.0))
+    assert params.sounding_steps == 10
+    out = decode(logits.reshape(3, BAR_SIZE), params)
+    assert not out[:2, :, SOUNDING].any()
+    from qbdi.models.decoding import voices
+
+    forced = voices(logits[:, :, SOUNDING], lambda b, s, p: logits[b, s, ARTICULATED, p],
+                    params, must_sound=np.array([True, False, True]))
+    steps = forced[:, :, SOUNDING].any(axis=2)
+    nearest = np.argsort(-logits[0, :, SOUNDING].max(axis=1), kind="stable")[:10]
+    assert set(np.flatnonzero(steps[0])) == set(nearest)
+    assert (forced[0, :, SOUNDING].sum(axis=1)[steps[0]] == 4).all()
+    assert not steps[1].any()  # not flagged: silent as decoded
+    assert np.array_equal(forced[2], out[2])  # a bar that sounds is unchanged
