@@ -203,7 +203,8 @@ def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
 def _sound_silent_bars(step_sounds: np.ndarray, sounding_logits: np.ndarray,
                        must_sound: np.ndarray, steps: int) -> None:
     """In place: in each bar of ``must_sound`` where no step sounds, the ``steps`` steps with
-    the highest most-probable pitch sound (ties to the earliest step)."""
+    the highest most-probable pitch sound (ties to the earliest step), at least one and at
+    most all 16."""
     silent = np.flatnonzero(np.asarray(must_sound, dtype=bool) & ~step_sounds.any(axis=1))
     if len(silent) == 0:
         return
@@ -234,8 +235,7 @@ def note_decoding(answer: AnswerConfig) -> NoteDecoding:
              else round(answer.corpus_sounding_per_bar / voices))
     return NoteDecoding(answer.method, answer.sounding_bias, answer.onset_bias,
                         answer.start_cost, answer.restrike_cost, answer.tie_cost,
-                        answer.min_voices, answer.max_voices,
-                        min(max(steps, 1), STEPS_PER_BAR))
+                        answer.min_voices, answer.max_voices, steps)
 
 
 def answer_bars(logits: np.ndarray, answer: AnswerConfig) -> np.ndarray:

@@ -166,6 +166,11 @@ def chroma(bars: np.ndarray, frames_per_bar: int = 1) -> np.ndarray:
     return steps.reshape(-1, STEPS_PER_BAR // frames_per_bar, 12).sum(axis=1)
 
 
+def sounding_bars(bars: np.ndarray) -> np.ndarray:
+    """Which of ``(n, 16, 2, 78)`` bars sound at all, ``(n,)`` bool."""
+    return np.asarray(bars, dtype=bool)[:, :, SOUNDING].any(axis=(1, 2))
+
+
 def chroma_per_bar(bars: np.ndarray) -> np.ndarray:
     """The pitch-class profile of each bar, ``(n_bars, 12)``: :func:`chroma` of one frame a
     bar."""

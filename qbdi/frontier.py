@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qbdi.analysis.style import StyleClassifier
-from qbdi.bars import BAR_SHAPE, SOUNDING
+from qbdi.bars import BAR_SHAPE, sounding_bars
 from qbdi.improviser import Improviser
 from qbdi.models.config import FrontierRow
 from qbdi.models.density import starts_per_bar
@@ -47,8 +47,7 @@ def score_answer(answer_bars: np.ndarray, query_bars: np.ndarray,
                  style: StyleClassifier | None) -> AnswerScore:
     """Score answers ``(n, 16, 2, 78)`` against their query bars, bar i against bar i."""
     result = agreement(answer_bars, query_bars)
-    silent = (query_bars[:, :, SOUNDING].any(axis=(1, 2))
-              & ~answer_bars[:, :, SOUNDING].any(axis=(1, 2)))
+    silent = sounding_bars(query_bars) & ~sounding_bars(answer_bars)
     return AnswerScore(result.chroma_cosine, result.onset_f1,
                        None if style is None or not len(answer_bars)
                        else float(style.probability(answer_bars).mean()),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi.bars import BAR_SHAPE, BAR_SIZE, SOUNDING
+from qbdi.bars import BAR_SHAPE, BAR_SIZE, sounding_bars
 from qbdi.channel import ChannelParams, LatentStats, RunningStats, WindowStats, transmitter
 from qbdi.channel import channel_params as _channel_params
 from qbdi.defaults import DEFAULT_THRESHOLD
@@ -117,8 +117,8 @@ class Improviser:
             params = self._channel(latents, settings)
             z_d = (latents.z_e if params is None
                    else transmitter(settings.channel)(latents.z_e, params, self.rng))
-        played = None if settings.mode == "free" else bar[None, :, SOUNDING].any(axis=(1, 2))
-        out = decode(self.model, z_d, settings, self.rng, self.answer, played)
+        out = decode(self.model, z_d, settings, self.rng, self.answer,
+                     played_bars(bar[None], settings))
         bits = None if params is None else params.bits.reshape(-1)
         return Answer(out.reshape(BAR_SHAPE), bits, time.perf_counter() - started_s, z_d[0])
 
@@ -185,6 +185,13 @@ def free_latents(rng: np.random.Generator, n_bars: int, latent_size: int,
     if answer.free_latents == "prior":
         return eps
     return (corpus.mu_mean + np.sqrt(corpus.mu_var) * eps).astype(np.float32)
+
+
+def played_bars(bars: np.ndarray, settings: ImproviserSettings) -> np.ndarray | None:
+    """Which query bars ``(n, 16, 2, 78)`` the player played in, the bars :func:`decode`
+    never answers with silence; None in free mode, whose answers do not answer the player
+    (free play may rest)."""
+    return None if settings.mode == "free" else sounding_bars(bars)
 
 
 def in_register(bars: np.ndarray, answer: AnswerConfig) -> np.ndarray:

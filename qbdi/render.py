@@ -17,7 +17,6 @@ import numpy as np
 from qbdi.bars import (
     BAR_SHAPE,
     BAR_SIZE,
-    SOUNDING,
     STEPS_PER_BAR,
     Note,
     bars_to_notes,
@@ -26,7 +25,14 @@ from qbdi.bars import (
 )
 from qbdi.channel import LatentStats, transmitter
 from qbdi.chunks import chunk_slices, map_chunks
-from qbdi.improviser import Improviser, channel_params_for, decode, free_latents, in_register
+from qbdi.improviser import (
+    Improviser,
+    channel_params_for,
+    decode,
+    free_latents,
+    in_register,
+    played_bars,
+)
 from qbdi.midifile import Score, Track, write_midi
 from qbdi.models.config import AnswerConfig
 from qbdi.models.runtime import InferenceModel, Latents, latents_from
@@ -90,7 +96,7 @@ def improvise(improviser: Improviser, bars: np.ndarray, settings: ImproviserSett
             z_d = transmitter(settings.channel)(latents.z_e, params, rng)
             bits = np.atleast_2d(params.bits)
     out = np.empty((n_bars, BAR_SIZE), dtype=bool)
-    played = None if settings.mode == "free" else bars[:, :, SOUNDING].any(axis=(1, 2))
+    played = played_bars(bars, settings)
 
     def decode_part(part: slice) -> np.ndarray:
         return decode(model, z_d[part], settings, rng, answer,
