@@ -29,7 +29,7 @@ import time
 
 import mido
 import pytest
-from stress_rig import OscClient, jack_backend, jack_server, live_server
+from stress_rig import OscClient, close_in_turn, jack_backend, jack_server, live_server
 from test_take import read_take
 
 from qbdi.presets import load_preset
@@ -198,8 +198,7 @@ def test_raw_midi_through_jack_into_a_serving_process(tiny_checkpoint, tmp_path)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
             time.sleep(0.2)
-            listener.close()
-            raw.delete()
+            close_in_turn(listener.close, raw.delete)
             client.close()
         finally:
             if process.poll() is None:

@@ -9,7 +9,7 @@ import time
 
 import mido
 import pytest
-from stress_rig import jack_server
+from stress_rig import close_in_turn, jack_server
 
 from qbdi.server.backends import rtmidi_api
 from qbdi.server.bounded_log import BoundedLog
@@ -81,8 +81,7 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
                     assert [m.bytes() for m in got[got_before:]] == VALID
                     sent_bad_total += sent_bad
         finally:
-            raw.delete()
-            port.close()
+            close_in_turn(raw.delete, port.close)
     assert sent_bad_total > 0
     assert lost_rounds <= 2, f"JACK lost {lost_rounds} of {rounds} rounds"
     assert len(got) >= len(VALID) * (rounds - lost_rounds)

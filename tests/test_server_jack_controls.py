@@ -32,6 +32,7 @@ from pathlib import Path
 import mido
 import pytest
 from pythonosc.osc_message import OscMessage
+from stress_rig import JACK_SETTLE_S
 from stress_rig import jack_server as jack_server_block
 from test_server_jack import (
     _answers,
@@ -149,6 +150,7 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         assert f"controls 'controller:{KNOB_PORT}'" in ready
         ports.enter_context(rt.open_input(
             resolve_port("qbdi out", rt.get_input_names(), "input"), callback=received.append))
+        ports.callback(time.sleep, JACK_SETTLE_S)  # one close at a time (stress_rig)
         player = ports.enter_context(
             rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
         time.sleep(0.3)  # JACK connects ports in its own time
@@ -163,6 +165,7 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         if process.poll() is None:
             process.kill()
         process.wait()
+        time.sleep(JACK_SETTLE_S)
         knob_box.close()
     replies = _bits_replies(feedback)
     feedback.close()
