@@ -8,7 +8,6 @@ the server cleanly), then the server.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import signal
@@ -22,10 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+from jack_names import reusable_name
 
 RATE_HZ = 48_000
 PERIOD_FRAMES = 128  # 2.7 ms cycles; the soak asks for longer ones
-_SESSIONS = itertools.count()
 
 
 def need(*programs: str) -> None:
@@ -63,7 +62,7 @@ class Session:
 
     def __init__(self, tag: str = "clients", period_frames: int = PERIOD_FRAMES) -> None:
         self.period_frames = period_frames
-        self.name = f"qbdi-{tag}-{os.getpid()}-{next(_SESSIONS)}"
+        self.name = reusable_name(f"qbdi-{tag}")
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name,
                     "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
         self.processes: list[subprocess.Popen] = []

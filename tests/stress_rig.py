@@ -5,15 +5,14 @@
   does not grow the test's own memory);
 * :class:`LiveServer`: a :class:`~qbdi.server.loop.Server` serving on its own thread, with
   OSC over real UDP on 127.0.0.1 and a client that syncs on ``/qbdi/status``;
-* :func:`jack_server`: a JACK dummy-driver server of the test's own, under a unique name
-  (or a skip);
+* :func:`jack_server`: a JACK dummy-driver server of the test's own, under a name no
+  running server has (or a skip);
 * :func:`rss_kb`: this process's resident memory (``VmRSS``).
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
 import os
 import shutil
 import socket
@@ -30,6 +29,7 @@ from typing import Any
 
 import mido
 import pytest
+from jack_names import reusable_name
 from pythonosc.osc_message import OscMessage
 
 from qbdi.improviser import Improviser
@@ -216,7 +216,6 @@ def live_server(checkpoint, state: Preset, **kwargs: Any) -> Iterator[LiveServer
         rig.close()
 
 
-_jack_servers = itertools.count()
 
 
 def _jack_running(env: dict[str, str]) -> bool:
@@ -225,8 +224,9 @@ def _jack_running(env: dict[str, str]) -> bool:
 
 @contextmanager
 def jack_server() -> Iterator[str]:
-    """A dummy-driver JACK server of the block's own, under a unique name; yields the name
-    (or skips the test where jackd cannot run).
+    """A dummy-driver JACK server of the block's own, under a name no running server has;
+    yields the name (or skips the test where jackd cannot run). Later blocks reuse the name
+    (:mod:`jack_names`: a killed server does not keep its place in JACK's registry).
 
     For the block, ``JACK_DEFAULT_SERVER`` names it in this process's environment: the
     processes a test starts inherit it, and libjack reads it at every client open, so the
@@ -236,7 +236,7 @@ def jack_server() -> Iterator[str]:
     own if ours is gone."""
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         pytest.skip("jackd is not installed (apt-get install jackd2): cannot test real ports")
-    name = f"qbdi-test-{os.getpid()}-{next(_jack_servers)}"
+    name = reusable_name("qbdi-test")
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
     # Its log goes to a file: a pipe that nobody reads fills up with xrun reports under
     # load, and jackd then stops in the middle of a write.

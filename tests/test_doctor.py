@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from itertools import count
 
 import pytest
+from jack_names import reusable_name
 
 from qbdi.commands import doctor
 
@@ -39,7 +40,7 @@ def private_jack() -> Iterator[str]:
     """A dummy-driver JACK server under a name of its own; yields the name."""
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         pytest.skip("jackd is not installed (apt-get install jackd2)")
-    server = f"qbdi-doctor-{os.getpid()}"
+    server = reusable_name("qbdi-doctor")
     process = subprocess.Popen(["jackd", "-n", server, "--no-realtime", "-d", "dummy",
                                 "-r", "48000", "-p", "128"], env=_env(server),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

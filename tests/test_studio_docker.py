@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from jack_names import reusable_name
 from pythonosc.osc_message import OscMessage
 
 from qbdi.cli import COMMANDS, build_parser
@@ -145,7 +146,7 @@ def _jack_up(env: dict[str, str]) -> bool:
 def test_the_entrypoint_serves_behind_its_own_jack_and_stops_both(tmp_path):
     if shutil.which("jackd") is None or shutil.which("qbdi") is None:
         pytest.skip("needs jackd (apt-get install jackd2) and the qbdi command")
-    env = {**os.environ, "JACK_DEFAULT_SERVER": f"qbdi-entrypoint-{os.getpid()}",
+    env = {**os.environ, "JACK_DEFAULT_SERVER": reusable_name("qbdi-entrypoint"),
            "JACK_NO_START_SERVER": "1", "QBDI_OSC_ALLOW": "127.0.0.1",
            "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     assert not _jack_up(env)
