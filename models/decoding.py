@@ -171,9 +171,9 @@ def voices(sounding_logits: np.ndarray, articulated_at: ArticulatedAt,
     probable pitch comes nearest sound (a dropout is not the corpus's texture).
 
     Guarantees: deterministic; articulated cells sound; at most ``max_voices`` sounding
-    pitches per step, and at least ``min_voices`` at steps that sound; no bar flagged in
-    ``must_sound`` is silent; ``articulated_at`` is asked only about cells that sound at a
-    step and the step before."""
+    pitches per step (unless logits tie exactly), and at least ``min_voices`` at steps that
+    sound; no bar flagged in ``must_sound`` is silent; ``articulated_at`` is asked only
+    about cells that sound at a step and the step before."""
     n = len(sounding_logits)
     if out is None:
         out = np.empty((n, *BAR_SHAPE), dtype=bool)
@@ -215,16 +215,11 @@ def _sound_silent_bars(step_sounds: np.ndarray, sounding_logits: np.ndarray,
 
 def _mark_top(logits: np.ndarray, k: int, out: np.ndarray) -> None:
     """``out`` (bool, the shape of ``logits``) True at the ``k`` largest values of each row
-    of the last axis, ties to the lowest index. ``k`` passes of a row maximum: for the few
-    voices of a step, faster than a partial sort of every row."""
-    rows = logits.reshape(-1, logits.shape[-1]).copy()
-    chosen = np.zeros(rows.shape, dtype=bool)
-    index = np.arange(len(rows))
-    for _ in range(min(k, rows.shape[-1])):
-        best = rows.argmax(axis=1)
-        chosen[index, best] = True
-        rows[index, best] = -np.inf
-    out[:] = chosen.reshape(logits.shape)
+    of the last axis: those at least its ``k``-th largest (a value tied with that one too;
+    the decoder's float logits do not tie in practice)."""
+    k = min(k, logits.shape[-1])
+    kth_largest = np.partition(logits, -k, axis=-1)[..., -k, None]
+    np.greater_equal(logits, kth_largest, out=out)
 
 
 def note_decoding(answer: AnswerConfig) -> NoteDecoding:
