@@ -57,9 +57,9 @@ OnPortEvent = Callable[[str, str, str], None]  # (direction, name, "lost"|"back"
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
 OUTPUT_DRAIN_S = 0.2  # JACK periods are 2.7 ms (128 frames, 48 kHz), but a loaded machine
 # delays them: under load 6 on 2 cores the last note-offs were lost after 20 ms. Only exit waits.
-UNREGISTER_SETTLE_S = 0.1  # between two port closes: libjack (jack2 1.9.21) erases a port from
-# its client's list while the client's notification thread may be walking that list for the
-# latency recomputation the previous close caused; closing back to back crashed a test run.
+UNREGISTER_SETTLE_S = 0.1  # after a graph change, before a port closes: libjack (jack2 1.9.21)
+# erases a port from its client's list while the client's notification thread may be walking
+# that list for the latency recomputation the change caused; back to back crashed a test run.
 
 
 class Ports(Protocol):
@@ -268,6 +268,7 @@ class MidoPorts:
             log.warning("MIDI %s port is back but cannot be opened yet: %s", direction, err)
             return
         if old is not None and not old.closed:
+            time.sleep(UNREGISTER_SETTLE_S)  # the new port's connection notifies old's client
             old.close()
         with self._send_lock:
             self._lost.discard(direction)
