@@ -71,6 +71,9 @@ def query_bars() -> np.ndarray:
 
 
 def bench_compute(model: Path, n_bars: int) -> dict[str, float]:
+    """``Improviser.step`` on the bars of the shared queries in turn, and then on one bar
+    over and over (``same_bar_*``): the second is this machine's spread for the same work,
+    which tells the bars' content apart from the machine's noise in the first."""
     from qbdi.models.checkpoint import load_checkpoint
 
     settings = load_preset("default").improviser
@@ -80,14 +83,20 @@ def bench_compute(model: Path, n_bars: int) -> dict[str, float]:
         improviser.step(bar, settings)  # warm caches
     gc.collect()  # and freeze start-up objects out of the collector, as `qbdi serve` does
     gc.freeze()
-    times_s = []
-    for i in range(n_bars):
-        started_s = time.perf_counter()
-        improviser.step(bars[i % len(bars)], settings)
-        times_s.append(time.perf_counter() - started_s)
-    ms = np.array(times_s) * 1e3
+    ms = _step_times_ms(improviser, settings, [bars[i % len(bars)] for i in range(n_bars)])
+    same = _step_times_ms(improviser, settings, [bars[len(bars) // 2]] * n_bars)
     return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max())}
+            "max_ms": float(ms.max()), "same_bar_median_ms": float(np.median(same)),
+            "same_bar_p99_ms": float(np.percentile(same, 99))}
+
+
+def _step_times_ms(improviser: Improviser, settings, bars: list) -> np.ndarray:
+    times_s = []
+    for bar in bars:
+        started_s = time.perf_counter()
+        improviser.step(bar, settings)
+        times_s.append(time.perf_counter() - started_s)
+    return np.array(times_s) * 1e3
 
 
 def start_serve(model: Path, preset: Path, extra_args: tuple[str, ...] = ()
