@@ -57,6 +57,8 @@ class ModelCard(BaseModel):
     command: str = ""
     beta: float | None = None
     texture_noise: float = 0.0
+    texture_keep_min: float | None = Field(
+        None, description="re-texturing's least keep probability of a pitch (None: not recorded)")
     heldout_note_f1: float | None = Field(
         None, description="onset F1, threshold 0.5, decoding mu (reported, not a target)")
     heldout_frame_f1: float | None = Field(None, description="F1 over the 2496 binary features")

@@ -62,6 +62,8 @@ class TrainSettings(BaseModel):
     command: str = ""
     texture_noise: float = Field(0.0, ge=0.0, le=1.0, description=(
         "probability that a training bar reaches the encoder re-textured (denoising)"))
+    texture_keep_min: float = Field(0.35, ge=0.0, le=1.0, description=(
+        "re-texturing keeps each pitch of a bar with a probability drawn in [this, 1]"))
     answer_method: Literal["voices", "notes", "cells", "threshold"] = "voices"
     centre_register: bool = Field(True, description="answer in the corpus's register")
     style_negatives: list[str] = Field(default_factory=list, description=(
@@ -183,7 +185,8 @@ def _run_epoch(wrapped, model: BarVAE, optimizer, train_bars: torch.Tensor,
             batch = transpose_batch(batch, shifts)
         x = batch.reshape(len(batch), BAR_SIZE)
         # denoising: the encoder may read the bar re-textured; the loss asks for the bar
-        x_in = retexture(batch, settings.texture_noise, noise).reshape(len(batch), BAR_SIZE)
+        x_in = retexture(batch, settings.texture_noise, noise, settings.texture_keep_min)
+        x_in = x_in.reshape(len(batch), BAR_SIZE)
         logits, mu, logvar = wrapped(x_in, noise)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
@@ -252,6 +255,7 @@ def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus:
         bars_train=len(split.train), bars_heldout=len(split.heldout), epochs=settings.epochs,
         seed=settings.seed, train_seconds=0.0, command=settings.command,
         beta=config.beta, texture_noise=settings.texture_noise,
+        texture_keep_min=settings.texture_keep_min,
         **heldout_metrics(runtime, split.heldout),
         **answer_metrics(runtime, split.heldout, answer),
         **style_figures,

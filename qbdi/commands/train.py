@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texture-noise", type=float, default=0.0, metavar="P",
                         help="re-texture a training bar at the encoder's input with "
                              "probability P (a denoising VAE: answers in the corpus's texture)")
+    parser.add_argument("--texture-keep-min", type=float, default=0.35, metavar="K",
+                        help="a re-textured bar keeps each pitch with a probability drawn in "
+                             "[K, 1]: higher K, answers nearer the player's harmony "
+                             "(default 0.35)")
     parser.add_argument("--answer-method", choices=["voices", "notes", "cells", "threshold"],
                         default="voices", help="how answers are decoded (calibrated to the "
                                                "corpus's density; default voices)")
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             weights_dtype="float16" if args.fp16 else "float32",
             corpus_licence=args.corpus_licence, resume=args.resume,
             command="qbdi " + shlex.join(sys.argv[1:]),
-            texture_noise=args.texture_noise, answer_method=args.answer_method,
+            texture_noise=args.texture_noise,
+            texture_keep_min=args.texture_keep_min, answer_method=args.answer_method,
             centre_register=not args.keep_register, style_negatives=args.style_negatives,
             style_exclude=args.style_exclude, frontier_queries=args.frontier_queries,
         )
