@@ -141,7 +141,7 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
     from qbdi.models.train_answer import DENSITY_TOLERANCE
 
     out = tmp_path / "m.safetensors"
-    card = _train(queries_dir, out, epochs=3, seed=1, texture_noise=0.5,
+    card = _train(queries_dir, out, epochs=3, seed=1, texture_noise=0.5, texture_keep_min=0.6,
                   style_negatives=[str(_melody_folder(tmp_path / "tunes"))],
                   frontier_queries=queries_dir, frontier_seeds=1)
     checkpoint = load_checkpoint(out)
@@ -166,8 +166,39 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
     assert checkpoint.style.metadata["validation"]["heldout_corpus"] == pytest.approx(
         card.style_heldout_corpus, abs=1e-4)
     assert card.texture_noise == 0.5 and card.heldout_answer_chroma_cosine is not None
+    assert card.texture_keep_min == 0.6
     # the frontier on the query folder, one row per budget, and free mode's style
     assert [row.budget_bits for row in card.frontier] == [0, 16, 32, 64, 128, 256, 512,
                                                           1024, "full"]
     assert all(0 <= row.style_min <= row.style_mean <= 1 for row in card.frontier)
     assert 0 <= card.free_style <= 1 and card.free_starts_per_bar > 0
+
+
+def test_texture_keep_min_bounds_the_pitches_dropped():
+    """Re-texturing keeps each pitch with a probability drawn in [keep_min, 1]: at 1 every
+    pitch class of a bar survives (moved, doubled or re-rhythmed); at 0.35 many do not."""
+    import torch
+
+    from qbdi.bars import ARTICULATED, N_PITCHES, SOUNDING
+    from qbdi.models.texture import retexture
+
+    rng = np.random.default_rng(3)
+    bars = np.zeros((256, 16, 2, N_PITCHES), dtype=np.float32)
+    for bar in bars:  # chords of four pitches in the middle of the range (no octave falls out)
+        pitches = rng.choice(np.arange(24, 54), size=4, replace=False)
+        bar[:, SOUNDING, pitches] = 1.0
+        bar[0, ARTICULATED, pitches] = 1.0
+
+    def pitch_classes(x: np.ndarray) -> np.ndarray:
+        sounding = x[:, :, SOUNDING].max(axis=1) > 0.5  # (n, 78)
+        return np.stack([sounding[:, pc::12].any(axis=1) for pc in range(12)], axis=1)
+
+    def kept(keep_min: float) -> float:
+        noisy = retexture(torch.from_numpy(bars), 1.0, torch.Generator().manual_seed(0),
+                          keep_min).numpy()
+        before, after = pitch_classes(bars), pitch_classes(noisy)
+        assert not (after & ~before).any(), "re-texturing adds no pitch class"
+        return float((after & before).sum() / before.sum())
+
+    assert kept(1.0) == 1.0
+    assert kept(0.35) < 0.85
