@@ -57,9 +57,15 @@ OnPortEvent = Callable[[str, str, str], None]  # (direction, name, "lost"|"back"
 WATCH_S = 0.2  # how often a watcher looks for a named port (reconnect well within 1 s)
 OUTPUT_DRAIN_S = 0.2  # JACK periods are 2.7 ms (128 frames, 48 kHz), but a loaded machine
 # delays them: under load 6 on 2 cores the last note-offs were lost after 20 ms. Only exit waits.
-UNREGISTER_SETTLE_S = 0.1  # after a graph change, before a port closes: libjack (jack2 1.9.21)
-# erases a port from its client's list while the client's notification thread may be walking
-# that list for the latency recomputation the change caused; back to back crashed a test run.
+UNREGISTER_SETTLE_S = 0.2  # after a graph change, before a port closes: libjack 1.9.21 erases
+# it from a list its notification thread may be walking (latency update): back to back crashed.
+
+
+def close_in_turn(*closers: Callable[[], object]) -> None:
+    """Call each closer, ``UNREGISTER_SETTLE_S`` after the one before (the race above)."""
+    for index, close in enumerate(closers):
+        time.sleep(UNREGISTER_SETTLE_S if index else 0.0)
+        close()
 
 
 class Ports(Protocol):
@@ -286,12 +292,8 @@ class MidoPorts:
             self._watcher.join(timeout=2.0)
         with self._send_lock:
             output, self._output = self._output, None
-        open_inputs = [port for port in (self._input, self._controls)
-                       if port is not None and not port.closed]
-        for index, port in enumerate(open_inputs):
-            if index:
-                time.sleep(UNREGISTER_SETTLE_S)
-            port.close()
+        close_in_turn(*(port.close for port in (self._input, self._controls)
+                        if port is not None and not port.closed))
         if output is not None and not output.closed:
             time.sleep(OUTPUT_DRAIN_S)
             output.close()

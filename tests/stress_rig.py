@@ -44,18 +44,6 @@ from qbdi.settings import Preset
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
 JACKD_START_S = 30.0
 REPLY_TIMEOUT_S = 5.0
-JACK_SETTLE_S = 0.2  # after a JACK client closes a port, before another in-process one does
-
-
-def close_in_turn(*closers: Callable[[], object]) -> None:
-    """Close in-process JACK ports one by one, letting the notifications of each close
-    settle first: libjack's port unregistration races the client's own notification thread
-    (it walks the client's port list for the latency recomputation that the previous close
-    caused), and back-to-back closes crashed the suite once."""
-    for index, close in enumerate(closers):
-        if index:
-            time.sleep(JACK_SETTLE_S)
-        close()
 
 
 def rss_kb() -> int:

@@ -29,12 +29,13 @@ import time
 
 import mido
 import pytest
-from stress_rig import OscClient, close_in_turn, jack_backend, jack_server, live_server
+from stress_rig import OscClient, jack_backend, jack_server, live_server
 from test_take import read_take
 
 from qbdi.presets import load_preset
 from qbdi.server.backends import resolve_port
 from qbdi.server.clocks import MidiClockFollower
+from qbdi.server.ports import close_in_turn
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import changed
 

@@ -9,11 +9,12 @@ import time
 
 import mido
 import pytest
-from stress_rig import close_in_turn, jack_server
+from stress_rig import jack_server
 
 from qbdi.server.backends import rtmidi_api
 from qbdi.server.bounded_log import BoundedLog
 from qbdi.server.midi_input import MALFORMED, MidiInput
+from qbdi.server.ports import close_in_turn
 
 pytestmark = pytest.mark.jack
 

@@ -33,7 +33,6 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from stress_rig import JACK_SETTLE_S
 from stress_rig import jack_server as jack_server_block
 from test_take import read_take
 
@@ -43,6 +42,7 @@ from qbdi.midifile import load_smf, read_midi, score_of
 from qbdi.models.checkpoint import load_checkpoint
 from qbdi.server.backends import resolve_port
 from qbdi.server.osc_transport import encode
+from qbdi.server.ports import UNREGISTER_SETTLE_S
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
 from qbdi.take_score import read_markers, settings_per_bar
@@ -162,7 +162,7 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
         ports.enter_context(rt.open_input(
             resolve_port("qbdi out", rt.get_input_names(), "input"),
             callback=lambda m: received.append((time.perf_counter(), m))))
-        ports.callback(time.sleep, JACK_SETTLE_S)  # one close at a time (stress_rig)
+        ports.callback(time.sleep, UNREGISTER_SETTLE_S)  # one close at a time (ports.py)
         player = ports.enter_context(
             rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
         osc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

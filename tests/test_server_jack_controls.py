@@ -32,7 +32,6 @@ from pathlib import Path
 import mido
 import pytest
 from pythonosc.osc_message import OscMessage
-from stress_rig import JACK_SETTLE_S
 from stress_rig import jack_server as jack_server_block
 from test_server_jack import (
     _answers,
@@ -48,6 +47,7 @@ from test_take import read_take
 from qbdi.bars import Note, notes_to_bars
 from qbdi.midifile import load_smf, score_of
 from qbdi.server.backends import resolve_port
+from qbdi.server.ports import UNREGISTER_SETTLE_S
 from qbdi.server.recorder import NoteRecorder
 from qbdi.settings import ImproviserSettings
 from qbdi.take_score import read_markers, settings_per_bar
@@ -150,7 +150,7 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         assert f"controls 'controller:{KNOB_PORT}'" in ready
         ports.enter_context(rt.open_input(
             resolve_port("qbdi out", rt.get_input_names(), "input"), callback=received.append))
-        ports.callback(time.sleep, JACK_SETTLE_S)  # one close at a time (stress_rig)
+        ports.callback(time.sleep, UNREGISTER_SETTLE_S)  # one close at a time (ports.py)
         player = ports.enter_context(
             rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
         time.sleep(0.3)  # JACK connects ports in its own time
@@ -165,7 +165,7 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         if process.poll() is None:
             process.kill()
         process.wait()
-        time.sleep(JACK_SETTLE_S)
+        time.sleep(UNREGISTER_SETTLE_S)
         knob_box.close()
     replies = _bits_replies(feedback)
     feedback.close()
