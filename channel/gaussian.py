@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qbdi.channel.checks import finite_non_negative, non_negative_integers
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelParams:
@@ -67,7 +69,7 @@ def checked_arrays(z_e: np.ndarray, params: ChannelParams
     z = np.asarray(z_e, dtype=np.float32)
     bits = _checked_bits(params.bits)
     sigma2 = np.asarray(params.variance, dtype=np.float64)
-    if not np.all(np.isfinite(sigma2)) or np.any(sigma2 < 0):
+    if not finite_non_negative(sigma2):
         raise ValueError("sigma2_e must be finite and >= 0")
     mu = np.asarray(params.mean, dtype=np.float32)
     shape = np.broadcast_shapes(z.shape, mu.shape, sigma2.shape, bits.shape)
@@ -79,8 +81,8 @@ def checked_arrays(z_e: np.ndarray, params: ChannelParams
 
 def _checked_bits(bits: np.ndarray) -> np.ndarray:
     b = np.asarray(bits)
-    if b.dtype == bool or not np.issubdtype(b.dtype, np.integer):
-        raise ValueError(f"bits must be an integer array, got dtype {b.dtype}")
-    if np.any(b < 0):
+    if not non_negative_integers(b):
+        if b.dtype.kind not in "iu":
+            raise ValueError(f"bits must be an integer array, got dtype {b.dtype}")
         raise ValueError(f"bits must be >= 0, found {b.min()}")
     return b

@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from qbdi.channel.checks import all_finite
 from qbdi.channel.stats import LatentStats, Moments, exp_logvar
 
 
@@ -92,7 +93,7 @@ class WindowStats:
         z = np.asarray(z_e_row, dtype=np.float64)
         if z.shape != (d,):
             raise ValueError(f"rows must be ({d},), got z_e {z.shape}")
-        if not np.all(np.isfinite(z)):
+        if not all_finite(z):
             raise ValueError("z_e_row must be finite (found NaN or inf)")
         pv = 0.0
         if logvar_row is not None:

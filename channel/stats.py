@@ -16,6 +16,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from qbdi.channel.checks import all_finite
+
 AllocationVariance = Literal["source", "posterior"]
 """Which variance allocates bits: ``"source"`` (the paper, the default) or ``"posterior"``
 (mean ``exp(logvar)``, the reference notebook's choice, kept to reproduce its outputs)."""
@@ -46,7 +48,7 @@ class LatentStats:
             value = np.array(getattr(self, name), dtype=np.float64)  # a copy
             if value.ndim != 1:
                 raise ValueError(f"{name} must be (d,), got shape {value.shape}")
-            if not np.all(np.isfinite(value)):
+            if not all_finite(value):
                 raise ValueError(f"{name} must be finite (found NaN or inf)")
             value.setflags(write=False)
             arrays[name] = value
@@ -154,7 +156,7 @@ class Moments:
         z = np.asarray(z_e, dtype=np.result_type(z_e, np.float32))
         if z.ndim != 2 or z.shape[0] < 1:
             raise ValueError(f"z_e must be (n_bars, d) with n_bars >= 1, got shape {z.shape}")
-        if not np.all(np.isfinite(z)):
+        if not all_finite(z):
             raise ValueError("z_e must be finite (found NaN or inf)")
         mean = z.mean(axis=0, dtype=np.float64)
         # Deviations in z's own precision (a float64 temporary of a long block costs 10x
@@ -189,10 +191,10 @@ class Moments:
 
 
 def exp_logvar(logvar: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(logvar)):
+    if not all_finite(logvar):
         raise ValueError("logvar must be finite (found NaN or inf)")
     with np.errstate(over="ignore"):
         variance = np.exp(logvar)
-    if not np.all(np.isfinite(variance)):
+    if not all_finite(variance):
         raise ValueError(f"exp(logvar) overflows: logvar up to {logvar.max()}")
     return variance

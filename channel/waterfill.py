@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from qbdi.channel.checks import all_finite, finite_non_negative
 from qbdi.settings import MAX_BUDGET_BITS
 
 
@@ -47,7 +48,7 @@ def allocate_bits(variances: np.ndarray, budget_bits: int) -> np.ndarray:
 
 def _allocate_row(v: np.ndarray, budget_bits: int) -> np.ndarray:
     bits = np.zeros(v.shape[0], dtype=np.int64)
-    positive = np.flatnonzero(v)
+    positive = v.nonzero()[0]
     if budget_bits == 0 or positive.size == 0:
         return bits
     mantissa, exponent = np.frexp(v[positive])  # v = mantissa * 2^exponent, exactly
@@ -55,8 +56,8 @@ def _allocate_row(v: np.ndarray, budget_bits: int) -> np.ndarray:
     phase = np.ldexp(mantissa, exponent - 2 * level)  # v = phase * 4^level, exactly
     water = _water_level(level, budget_bits)
     got = np.maximum(level - water, 0)  # every candidate above the water level
-    at_water = np.flatnonzero(level >= water)  # in index order, so ties go to the lowest
-    chosen = at_water[np.argsort(-phase[at_water], kind="stable")[: budget_bits - got.sum()]]
+    at_water = (level >= water).nonzero()[0]  # in index order, so ties go to the lowest
+    chosen = at_water[(-phase[at_water]).argsort(kind="stable")[: budget_bits - got.sum()]]
     got[chosen] += 1
     bits[positive] = got
     return bits
@@ -70,7 +71,7 @@ def _water_level(level: np.ndarray, budget_bits: int) -> int:
     for the right j; dropping or adding terms only lowers the sum). So ``N(L) >= budget``
     exactly when ``L <= floor((S_j - budget) / j) + 1`` for some j: L is the largest bound.
     """
-    sums = np.cumsum(np.sort(level)[::-1])  # S_j for j = 1..d
+    sums = np.sort(level)[::-1].cumsum()  # S_j for j = 1..d
     return int(((sums - budget_bits) // np.arange(1, len(sums) + 1) + 1).max())
 
 
@@ -86,8 +87,8 @@ def _checked_variances(variances: np.ndarray) -> np.ndarray:
     v = np.asarray(variances, dtype=np.float64)
     if v.ndim not in (1, 2):
         raise ValueError(f"variances must be (d,) or (n, d), got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("variances must be finite (found NaN or inf)")
-    if np.any(v < 0):
+    if not finite_non_negative(v):
+        if not all_finite(v):
+            raise ValueError("variances must be finite (found NaN or inf)")
         raise ValueError(f"variances must be >= 0, found minimum {v.min()}")
     return v

@@ -76,7 +76,7 @@ class InferenceModel:
         weight, bias = self._enc_hidden
         # A bar has a few dozen of its 2496 features on, and features off in every bar add
         # exactly zero, so only the used rows of the first layer are read (5 MB otherwise).
-        used = np.flatnonzero(np.any(flat_bars, axis=0))
+        used = flat_bars.any(axis=0).nonzero()[0]
         hidden = np.asarray(flat_bars[:, used], dtype=np.float32) @ weight[used]
         hidden += bias
         return np.maximum(hidden, 0.0, out=hidden)
