@@ -90,3 +90,58 @@ def test_malformed_packets_are_counted_and_valid_ones_delivered(caplog):
     logged = [r for r in caplog.records if "malformed MIDI packet" in r.getMessage()]
     assert len(logged) == 2, "the first two, then only counted"
     assert bounded.count(MALFORMED) == sent_bad_total
+
+
+# A client of the test's JACK server sending a note every millisecond until killed.
+_SENDER = """
+import rtmidi, time
+out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="sender")
+out.open_virtual_port("notes")
+print("ready", flush=True)
+while True:
+    out.send_message([0x90, 60, 100])
+    time.sleep(0.001)
+"""
+
+# Opens our input on the sender's port and closes it while another thread of ours holds the
+# GIL and notes arrive (the switch interval keeps the GIL with the busy thread): prints how
+# many notes each port received.
+_CLOSER = """
+import logging, sys, time
+from qbdi.server.backends import rtmidi_api
+from qbdi.server.bounded_log import BoundedLog
+from qbdi.server.midi_input import MidiInput
+sys.setswitchinterval(1.0)
+for _ in range(3):
+    got = []
+    port = MidiInput(rtmidi_api("jack"), "qbdi-test-in", "sender:notes", False, got.append,
+                     BoundedLog(logging.getLogger("qbdi.test"), "MIDI input"))
+    time.sleep(0.1)
+    busy_until = time.perf_counter() + 0.03
+    while time.perf_counter() < busy_until:
+        pass
+    port.close()
+    print(len(got), flush=True)
+"""
+
+
+def test_input_closes_while_notes_arrive_and_the_gil_is_held():
+    """Closing an input while notes arrive never hangs: with python-rtmidi's callback,
+    JACK's process thread waited for the GIL inside it, and the port's close (a JACK call
+    made holding the GIL) hung the process, every time in this scenario."""
+    import subprocess
+    import sys
+
+    with jack_server():
+        sender = subprocess.Popen([sys.executable, "-c", _SENDER], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert sender.stdout.readline().strip() == "ready"
+            closer = subprocess.run([sys.executable, "-c", _CLOSER], capture_output=True,
+                                    text=True, timeout=30)
+        finally:
+            sender.kill()
+            sender.wait()
+    assert closer.returncode == 0, closer.stderr
+    received = [int(line) for line in closer.stdout.split()]
+    assert len(received) == 3 and all(count > 0 for count in received), closer.stdout
