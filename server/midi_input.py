@@ -8,10 +8,11 @@ ones become :class:`mido.Message` objects handed to ``on_message`` on the port's
 thread, exactly as mido makes them (``Message.from_bytes``).
 
 The reader polls rtmidi's queue every ``POLL_S`` rather than taking its callback: a callback
-runs Python on JACK's process thread, which then waits for the GIL, and a JACK call made
-while another thread holds the GIL (closing the port, at stop or reconnection) hangs the
-whole process (reproduced: held for 30 ms while messages arrived, the port's close hung
-every time; at 8,000 messages/s about one close in fifty hung). Polled, JACK's thread only
+runs Python on JACK's process thread, which must first take the GIL. A port closing (at stop
+or reconnection) while that thread waits for it cancels the waiting thread, which leaves
+the GIL's own mutex locked: every Python thread then waits for ever (reproduced: with the
+GIL held 30 ms while notes arrived, every close hung; at 8,000 messages/s about one close
+in fifty; ``tests/test_midi_input.py``). Polled, JACK's thread only
 fills rtmidi's own queue, and a message waits at most ``POLL_S`` more while messages flow,
 ``IDLE_POLL_S`` for the first after a pause (a JACK period is 2.7 ms; a sixteenth at 480
 BPM 31 ms).
@@ -30,8 +31,7 @@ MALFORMED = "malformed MIDI packets"
 SHOWN_BYTES = 12  # bytes of a malformed packet shown in the log
 POLL_S = 0.001  # how often the reader empties rtmidi's queue (1,024 messages deep) while
 # messages arrive; after a poll that found none, the wait doubles up to IDLE_POLL_S, so an
-# idle port costs a quarter as many wake-ups (qbdi serve idle, one core: 1.9-2.0 % CPU with
-# rtmidi's callback, 6.9 % polling every millisecond, 3.7-3.9 % so)
+# idle port costs a quarter of the wake-ups (an idle qbdi serve's CPU is mostly these)
 IDLE_POLL_S = 0.004
 
 

@@ -3,7 +3,7 @@
 
 A :class:`Ports` object opens one input and one output, and optionally a controls input (an
 existing port named with ``--controls-in``: a controller's knobs, kept apart from the notes).
-The inputs call ``on_message`` (``on_control``) on the backend's thread for every message (the
+The inputs call ``on_message`` (``on_control``) on their reader threads for every message (the
 server only enqueues there); ``send`` sends one message or raises
 :class:`~qbdi.server.errors.PortLost`.
 
@@ -76,7 +76,7 @@ class Ports(Protocol):
     controls_name: str | None
 
     def open(self, on_message: OnMessage, on_control: OnMessage | None = None) -> None:
-        """Open them; ``on_message`` (``on_control``) is called on the backend's thread for
+        """Open them; ``on_message`` (``on_control``) is called on the input's reader thread for
         each message of the input (the controls input)."""
 
     def watch(self, on_event: OnPortEvent) -> None:
