@@ -17,6 +17,7 @@ from stress_rig import echo_preset, jack_backend, jack_server
 from qbdi.commands.serve_args import _server_name
 from qbdi.models.checkpoint import default_checkpoint_path
 from qbdi.server.backends import resolve_port
+from qbdi.server.ports import close_in_turn
 
 READY_TIMEOUT_S = 30.0
 
@@ -72,8 +73,7 @@ def test_two_named_servers_side_by_side_and_a_taken_name_refused(tiny_checkpoint
             players["alpha"].send(mido.Message("note_on", note=60, velocity=90))
             players["beta"].send(mido.Message("note_on", note=72, velocity=90))
             time.sleep(1.2)  # two bars at 480 BPM: each echo comes back within one
-            for port in (*listeners, *players.values()):
-                port.close()
+            close_in_turn(*(port.close for port in (*listeners, *players.values())))
             notes = {n: {m.note for m in got if m.type == "note_on" and m.velocity}
                      for n, got in heard.items()}
             assert notes == {"alpha": {60}, "beta": {72}}

@@ -31,7 +31,7 @@ from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualClock
 from qbdi.server.feedback import MemoryFeedback
 from qbdi.server.manual import run_until
-from qbdi.server.ports import MemoryPorts
+from qbdi.server.ports import MemoryPorts, close_in_turn
 from qbdi.server.recorder import NoteRecorder
 from qbdi.server.session import Server
 from qbdi.settings import changed
@@ -188,7 +188,6 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
             if process.poll() is None:
                 process.kill()
             process.wait()
-            daw_in.close()
-            daw_out.close()
+            close_in_turn(daw_in.close, daw_out.close)  # one at a time (ports.py)
         after_return = [m for t, m in heard if t >= back_s]
         assert NoteRecorder.of(after_return).sounding == set()

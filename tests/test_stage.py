@@ -33,6 +33,7 @@ from stress_rig import OscClient, echo_preset, jack_backend, jack_server
 
 from qbdi.server.backends import resolve_port
 from qbdi.server.osc_transport import encode
+from qbdi.server.ports import close_in_turn
 from qbdi.server.recorder import NoteRecorder
 
 # realtime: a bar answered within its sixteenth, and an exit within 1 s of SIGTERM.
@@ -112,8 +113,7 @@ class Player:
         return played
 
     def close(self) -> None:
-        self.listener.close()
-        self.player.close()
+        close_in_turn(self.listener.close, self.player.close)  # one at a time (ports.py)
 
 
 def check_answers_on_time(player: Player, played: list[tuple[float, int]],

@@ -30,7 +30,7 @@ from qbdi.models.checkpoint import load_checkpoint
 from qbdi.presets import load_preset
 from qbdi.server.clocks import ManualTime, MidiClockFollower
 from qbdi.server.manual import run_until
-from qbdi.server.ports import MemoryPorts
+from qbdi.server.ports import MemoryPorts, close_in_turn
 from qbdi.server.recorder import NoteRecorder
 from qbdi.server.session import Server
 from qbdi.server.take import TICKS_PER_STEP, Take, TakeListener
@@ -248,8 +248,7 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
         finally:
             if process.poll() is None:
                 process.kill()
-            daw_in.close()
-            daw_out.close()
+            close_in_turn(daw_in.close, daw_out.close)  # one at a time (ports.py)
     takes = list(tmp_path.glob("qbdi-take-*.mid"))
     assert len(takes) == 1
     tracks = read_take(takes[0])
