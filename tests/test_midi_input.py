@@ -116,7 +116,9 @@ for _ in range(3):
     got = []
     port = MidiInput(rtmidi_api("jack"), "qbdi-test-in", "sender:notes", False, got.append,
                      BoundedLog(logging.getLogger("qbdi.test"), "MIDI input"))
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5.0  # the connection is made by the JACK server
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
     busy_until = time.perf_counter() + 0.03
     while time.perf_counter() < busy_until:
         pass
