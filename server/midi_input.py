@@ -11,11 +11,11 @@ The reader polls rtmidi's queue every ``POLL_S`` rather than taking its callback
 runs Python on JACK's process thread, which must first take the GIL. A port closing (at stop
 or reconnection) while that thread waits for it cancels the waiting thread, which leaves
 the GIL's own mutex locked: every Python thread then waits for ever (reproduced: with the
-GIL held 30 ms while notes arrived, every close hung; at 8,000 messages/s about one close
-in fifty; ``tests/test_midi_input.py``). Polled, JACK's thread only
-fills rtmidi's own queue, and a message waits at most ``POLL_S`` more while messages flow,
-``IDLE_POLL_S`` for the first after a pause (a JACK period is 2.7 ms; a sixteenth at 480
-BPM 31 ms).
+GIL held 30 ms while notes arrived, every close hung, as ``tests/test_midi_input.py``
+checks; at 8,000 messages/s, after 52 and after about 80 closes). Polled, JACK's thread
+only fills rtmidi's own queue, and a message waits at most ``POLL_S`` more while messages
+flow, ``IDLE_POLL_S`` for the first after a pause (a JACK period is 2.7 ms; a sixteenth at
+480 BPM 31 ms).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ MALFORMED = "malformed MIDI packets"
 SHOWN_BYTES = 12  # bytes of a malformed packet shown in the log
 POLL_S = 0.001  # how often the reader empties rtmidi's queue (1,024 messages deep) while
 # messages arrive; after a poll that found none, the wait doubles up to IDLE_POLL_S, so an
-# idle port costs a quarter of the wake-ups (an idle qbdi serve's CPU is mostly these)
+# idle port wakes a quarter as often
 IDLE_POLL_S = 0.004
 
 
