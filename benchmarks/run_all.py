@@ -199,6 +199,8 @@ def _rows(results: dict) -> list[tuple[str, str, str]]:
                      "p99 <= 0.5"))
         rows.append(("the same, one bar over and over (the machine's spread): median / p99",
                      f"{c['same_bar_median_ms']:.3f} / {c['same_bar_p99_ms']:.3f}", ""))
+        rows.append(("the same bars, a 20 ms pause before each (as on stage): median / p99",
+                     f"{c['paused_median_ms']:.3f} / {c['paused_p99_ms']:.3f}", ""))
     if not failed("jack", "output timing / ready (JACK)"):
         t, ready = results["jack"]["timing"], results["jack"]["ready_s"]
         rows.append((f"output timing error vs grid, JACK ({t['notes']:.0f} notes): median / "
