@@ -7,7 +7,7 @@
   the last (the target's measure); then one bar over and over (the machine's own spread);
   then 300 of the query bars with a 20 ms pause before each, as a bar on stage follows
   tenths of a second of other work (the step then starts with the CPU's caches and
-  predictors holding other work: on this shared 2-core VM it costs about twice as much);
+  predictors holding other work: on this shared 2-core VM it costs two to three times as much);
 * timing: ``qbdi serve --backend jack`` in echo mode at 120 BPM; a real query is played into
   "qbdi in" and the note-ons received on "qbdi out" are compared with the ideal sixteenth
   grid (fitted to the stream: a constant latency is not an error), and the JACK period;
