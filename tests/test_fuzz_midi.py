@@ -29,6 +29,7 @@ import time
 
 import mido
 import pytest
+from jack_listener import Listener
 from stress_rig import OscClient, jack_backend, jack_server, live_server
 from test_take import read_take
 
@@ -173,10 +174,8 @@ def test_raw_midi_through_jack_into_a_serving_process(tiny_checkpoint, tmp_path)
     with jack_server():
         process, osc_port = _serve(tiny_checkpoint, tmp_path, "--record", str(tmp_path))
         rt = jack_backend()
-        received: list[mido.Message] = []
         try:
-            listener = rt.open_input(resolve_port("qbdi out", rt.get_input_names(), "input"),
-                                     callback=received.append)
+            listener = Listener(resolve_port("qbdi out", rt.get_input_names(), "input"))
             raw = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="fuzzer")
             raw.open_port(rt.get_output_names().index(
                 resolve_port("qbdi in", rt.get_output_names(), "output")))
@@ -205,7 +204,7 @@ def test_raw_midi_through_jack_into_a_serving_process(tiny_checkpoint, tmp_path)
             if process.poll() is None:
                 process.kill()
             process.wait()
-        assert NoteRecorder.of(received).sounding == set(), \
+        assert NoteRecorder.of(listener.messages).sounding == set(), \
             "SIGTERM after a fuzzed input left notes sounding"
         # JACK's dummy driver loses a few events under load (a lost note-off makes the next
         # note-on of its pitch look doubled), so doubles are counted in what the server

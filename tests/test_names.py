@@ -11,6 +11,7 @@ import time
 
 import mido
 import pytest
+from jack_listener import Listener
 from serve_rig import serve_command, serve_env
 from stress_rig import echo_preset, jack_backend, jack_server
 
@@ -63,19 +64,17 @@ def test_two_named_servers_side_by_side_and_a_taken_name_refused(tiny_checkpoint
             assert "alpha:alpha in" in outputs and "beta:beta in" in outputs
             assert {resolve_port(f"{n} out", inputs, "input") for n in ("alpha", "beta")} \
                 == {"alpha-01:alpha out", "beta-01:beta out"}
-            heard = {"alpha": [], "beta": []}
-            listeners = [rt.open_input(resolve_port(f"{n} out", inputs, "input"),
-                                       callback=lambda m, n=n: heard[n].append(m))
-                         for n in heard]
+            listeners = {n: Listener(resolve_port(f"{n} out", inputs, "input"))
+                         for n in ("alpha", "beta")}
             players = {n: rt.open_output(resolve_port(f"{n} in", outputs, "output"))
-                       for n in heard}
+                       for n in listeners}
             time.sleep(0.3)
             players["alpha"].send(mido.Message("note_on", note=60, velocity=90))
             players["beta"].send(mido.Message("note_on", note=72, velocity=90))
             time.sleep(1.2)  # two bars at 480 BPM: each echo comes back within one
-            close_in_turn(*(port.close for port in (*listeners, *players.values())))
-            notes = {n: {m.note for m in got if m.type == "note_on" and m.velocity}
-                     for n, got in heard.items()}
+            close_in_turn(*(port.close for port in (*listeners.values(), *players.values())))
+            notes = {n: {m.note for m in got.messages if m.type == "note_on" and m.velocity}
+                     for n, got in listeners.items()}
             assert notes == {"alpha": {60}, "beta": {72}}
 
             again = _start("alpha", tiny_checkpoint, preset)

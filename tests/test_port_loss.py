@@ -15,6 +15,7 @@ import time
 
 import mido
 import pytest
+from jack_listener import Listener
 from pythonosc.osc_message import OscMessage
 from stress_rig import (
     OscClient,
@@ -132,12 +133,7 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
     preset = echo_preset(tmp_path)
     with jack_server():
         rt = jack_backend()
-        heard: list[tuple[float, mido.Message]] = []
-
-        def listen(message: mido.Message) -> None:
-            heard.append((time.perf_counter(), message))
-
-        daw_in = rt.open_input("daw in", virtual=True, client_name="daw", callback=listen)
+        daw_in = Listener("daw in", virtual=True, client_name="daw")
         daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
         feedback = Feedback()
         process = start_serve_jack(tiny_checkpoint, preset, "--in", "daw out", "--out",
@@ -154,7 +150,7 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
                 daw_out.send(mido.Message("note_off", note=pitch))
                 deadline = time.monotonic() + 1.5
                 while time.monotonic() < deadline:
-                    if any(m.type == "note_on" and m.note == pitch for _, m in heard):
+                    if any(m.type == "note_on" and m.note == pitch for m in daw_in.messages):
                         return True
                     time.sleep(0.02)
                 return False
@@ -165,7 +161,7 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
             assert client.status()["bars"] > 0 and process.poll() is None
             # The clock starts once the port exists: opening a JACK client can itself take
             # over a second on a loaded machine (CI saw 1.2 s), which is not ours to count.
-            daw_in = rt.open_input("daw in", virtual=True, client_name="daw", callback=listen)
+            daw_in = Listener("daw in", virtual=True, client_name="daw")
             returned_s = time.perf_counter()
             back_s = feedback.wait_port("out", "back")
             assert back_s - returned_s <= RECONNECT_S
@@ -189,5 +185,5 @@ def test_named_jack_ports_closed_by_the_daw_reconnect_within_a_second(tiny_check
                 process.kill()
             process.wait()
             close_in_turn(daw_in.close, daw_out.close)  # one at a time (ports.py)
-        after_return = [m for t, m in heard if t >= back_s]
+        after_return = [m for t, m in daw_in.heard if t >= back_s]
         assert NoteRecorder.of(after_return).sounding == set()

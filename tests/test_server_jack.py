@@ -33,6 +33,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from jack_listener import Listener
 from stress_rig import jack_server as jack_server_block
 from test_take import read_take
 
@@ -158,10 +159,8 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
         ready = _wait_ready(process)
         osc_port = int(ready.split("osc 127.0.0.1:")[1].split(",")[0])
         rt = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
-        received: list[tuple[float, mido.Message]] = []
-        ports.enter_context(rt.open_input(
-            resolve_port("qbdi out", rt.get_input_names(), "input"),
-            callback=lambda m: received.append((time.perf_counter(), m))))
+        listener = ports.enter_context(
+            Listener(resolve_port("qbdi out", rt.get_input_names(), "input")))
         ports.callback(time.sleep, UNREGISTER_SETTLE_S)  # one close at a time (ports.py)
         player = ports.enter_context(
             rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
@@ -239,7 +238,7 @@ def test_serve_answers_a_real_query_through_jack_bar_for_bar(jack_server, tiny_c
             assert answer == wanted, f"the answer to bar {bar} is not the improviser's " \
                 f"answer to the bar serve heard: {sorted(answer ^ wanted)}"
     # The way out: nearly every note sent reached the DAW, and nothing else.
-    _check_delivered(sent, _strikes(m for _, m in received), "answers out of serve")
+    _check_delivered(sent, _strikes(listener.messages), "answers out of serve")
     # SIGTERM ends every note serve sent, and serve never struck a sounding note again
     # (that the DAW hears the last note-offs before serve exits is test_stuck_notes.py's)
     ended = NoteRecorder.of(m for _, m in read_take(take)["qbdi"])

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import mido
 import pytest
+from jack_listener import Listener
 from pythonosc.osc_message import OscMessage
 from stress_rig import jack_server as jack_server_block
 from test_server_jack import (
@@ -143,13 +144,12 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
          "--record", str(take), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
-    received: list[mido.Message] = []
     ports = contextlib.ExitStack()  # closed before the server stops, as in test_server_jack
     try:
         ready = _wait_ready(process)
         assert f"controls 'controller:{KNOB_PORT}'" in ready
-        ports.enter_context(rt.open_input(
-            resolve_port("qbdi out", rt.get_input_names(), "input"), callback=received.append))
+        listener = ports.enter_context(
+            Listener(resolve_port("qbdi out", rt.get_input_names(), "input")))
         ports.callback(time.sleep, UNREGISTER_SETTLE_S)  # one close at a time (ports.py)
         player = ports.enter_context(
             rt.open_output(resolve_port("qbdi in", rt.get_output_names(), "output")))
@@ -169,7 +169,7 @@ def knob_session(jack_server, tiny_checkpoint, tmp_path_factory) -> Session:
         knob_box.close()
     replies = _bits_replies(feedback)
     feedback.close()
-    return Session(received, replies, take, log, threshold, notes)
+    return Session(listener.messages, replies, take, log, threshold, notes)
 
 
 @pytest.mark.realtime  # as test_server_jack.py: a stalled serve may skip or overrun bars

@@ -15,6 +15,7 @@ import time
 
 import mido
 import pytest
+from jack_listener import Listener
 from stress_rig import jack_backend, jack_server, start_serve_jack
 
 from qbdi.improviser import Improviser
@@ -145,14 +146,12 @@ def test_a_signal_ends_every_note_within_10_ms(tiny_checkpoint, tmp_path, signum
     preset.write_text('tempo_bpm = 480.0\n[improviser]\nmode = "free"\nthreshold = 0.5\n')
     with jack_server():
         process = start_serve_jack(tiny_checkpoint, preset)
-        heard: list[tuple[float, mido.Message]] = []
         try:
             assert "ready" in process.stdout.readline(), process.stderr.read()
             rt = jack_backend()
-            listener = rt.open_input(resolve_port("qbdi out", rt.get_input_names(), "input"),
-                                     callback=lambda m: heard.append((time.perf_counter(), m)))
+            listener = Listener(resolve_port("qbdi out", rt.get_input_names(), "input"))
             deadline = time.monotonic() + 10
-            while not NoteRecorder.of(m for _, m in heard).sounding:
+            while not NoteRecorder.of(listener.messages).sounding:
                 assert time.monotonic() < deadline, "the server never played a note"
                 time.sleep(0.001)
             signal_s = time.perf_counter()
@@ -164,6 +163,7 @@ def test_a_signal_ends_every_note_within_10_ms(tiny_checkpoint, tmp_path, signum
             if process.poll() is None:
                 process.kill()
             process.wait()
+    heard = listener.heard
     assert NoteRecorder.of(m for _, m in heard).sounding == set()
     ended_s = max(t for t, m in heard if m.type == "note_off" or m.is_cc(123))
     assert ended_s - signal_s <= BOUND_S + JACK_PERIOD_S, f"{(ended_s - signal_s) * 1e3:.1f} ms"

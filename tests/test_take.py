@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mido
 import pytest
+from jack_listener import Listener
 from stress_rig import echo_preset, jack_backend, jack_server, start_serve_jack
 from test_server_clocks import TICK_S
 from test_server_loop import ECHO, EXACT, Rig
@@ -223,9 +224,7 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
     preset = echo_preset(tmp_path)
     with jack_server():
         rt = jack_backend()
-        heard: list[tuple[float, mido.Message]] = []
-        daw_in = rt.open_input("daw in", virtual=True, client_name="daw",
-                               callback=lambda m: heard.append((time.perf_counter(), m)))
+        daw_in = Listener("daw in", virtual=True, client_name="daw")
         daw_out = rt.open_output("daw out", virtual=True, client_name="daw")
         process = start_serve_jack(tiny_checkpoint, preset, "--in", "daw out", "--out",
                                    "daw in", "--record", str(tmp_path))
@@ -240,7 +239,7 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
                 time.sleep(0.3)
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline and not any(
-                    m.type == "note_on" and m.note == played[-1] for _, m in heard):
+                    m.type == "note_on" and m.note == played[-1] for m in daw_in.messages):
                 time.sleep(0.05)
             time.sleep(0.3)  # the last echo may be split at a barline: its second half
             process.send_signal(signal.SIGTERM)
@@ -249,6 +248,7 @@ def test_serve_records_a_take_through_jack_ports_and_saves_it_on_sigterm(tiny_ch
             if process.poll() is None:
                 process.kill()
             close_in_turn(daw_in.close, daw_out.close)  # one at a time (ports.py)
+    heard = daw_in.heard
     takes = list(tmp_path.glob("qbdi-take-*.mid"))
     assert len(takes) == 1
     tracks = read_take(takes[0])
