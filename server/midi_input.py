@@ -12,7 +12,10 @@ runs Python on JACK's process thread, which must first take the GIL. A port clos
 or reconnection) while that thread waits for it cancels the waiting thread, which leaves
 the GIL's own mutex locked: every Python thread then waits for ever (reproduced: with the
 GIL held 30 ms while notes arrived, every close hung, as ``tests/test_midi_input.py``
-checks; at 8,000 messages/s, after 52 and after about 80 closes). Polled, JACK's thread
+checks; at 8,000 messages/s, after 52 and after about 80 closes). And a callback still
+waiting when its JACK cycle ends reads the rest of the cycle from a buffer JACK has reused,
+which repeats one event and loses the others (seen in the tests' own listeners under load:
+``tests/jack_listener.py``). Polled, JACK's thread
 only fills rtmidi's own queue, and a message waits at most ``POLL_S`` more while messages
 flow, ``IDLE_POLL_S`` for the first after a pause (a JACK period is 2.7 ms; a sixteenth at
 480 BPM 31 ms).

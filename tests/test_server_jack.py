@@ -102,7 +102,7 @@ def _in_bar(notes: list[Note], bar: int, cut: int) -> set[tuple[int, int, int]]:
 
 def _strikes(messages) -> list[Note]:
     """The note-ons, but a second one of a note already sounding: neither this test nor
-    serve sends one (its take shows it); JACK's dummy driver under load delivered one twice."""
+    serve sends one (its take shows it); a late JACK cycle may still deliver one twice."""
     sounding, strikes = set(), []
     for message in messages:
         if message.type == "note_on" and message.velocity and message.note not in sounding:
