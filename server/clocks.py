@@ -16,6 +16,7 @@ from the start of bar 0.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -23,6 +24,7 @@ import mido
 
 STEPS_PER_BEAT = 4
 TICKS_PER_STEP = 6  # MIDI clock: 24 ppqn / 4 sixteenths a beat
+TEMPO_WINDOW_TICKS = 24  # the tick rate is measured over the last beat's ticks
 CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
 
 
@@ -169,7 +171,10 @@ class MidiClockFollower:
     """Position from a DAW's MIDI clock, fed the clock messages in arrival order.
 
     Between ticks the position is interpolated at the measured tick rate, never past the
-    next tick. Start plays from step 0, Continue from the last Song Position Pointer (or
+    next tick. The rate is measured over the last beat (``TEMPO_WINDOW_TICKS`` ticks, fewer
+    just after Start): a tick's arrival jitters by milliseconds on its way from the DAW (a
+    JACK period, a USB frame), which a beat divides by 24, and a tempo change is followed
+    within a beat. Start plays from step 0, Continue from the last Song Position Pointer (or
     where it stopped); either bumps ``epoch`` when the position jumps. Before the first
     Start (or after Stop) ``running`` is False and the loop closes no bars.
     """
@@ -184,8 +189,8 @@ class MidiClockFollower:
         self._ticks = 0  # ticks since step 0 at the last clock message
         self._tick_s: float | None = None  # time of the last tick; None until one arrives
         self._armed = False  # after Start/Continue the next tick is the current position
-        self._tick_interval_s = 60.0 / (tempo_bpm * 24)
-        self._measured = False  # the first measured interval replaces the guess
+        self._tick_interval_s = 60.0 / (tempo_bpm * 24)  # a guess until two ticks arrive
+        self._recent_s: deque[float] = deque(maxlen=TEMPO_WINDOW_TICKS + 1)  # tick times
 
     @property
     def tempo_bpm(self) -> float:
@@ -215,6 +220,7 @@ class MidiClockFollower:
         self._ticks = ticks
         self._armed = True
         self._tick_s = None
+        self._recent_s.clear()  # a jump: the time since the last tick is not a tick's
         self.epoch += 1
 
     def _tick(self, t_s: float) -> None:
@@ -223,15 +229,12 @@ class MidiClockFollower:
         if self._armed:
             self._armed = False
         else:
-            if self._tick_s is not None and t_s > self._tick_s:
-                interval_s = t_s - self._tick_s
-                if self._measured:
-                    # A light low-pass: DAW clocks jitter by a fraction of a millisecond.
-                    self._tick_interval_s += 0.25 * (interval_s - self._tick_interval_s)
-                else:
-                    self._tick_interval_s, self._measured = interval_s, True
             self._ticks += 1
         self._tick_s = t_s
+        recent = self._recent_s
+        recent.append(t_s)
+        if len(recent) > 1 and recent[-1] > recent[0]:
+            self._tick_interval_s = (recent[-1] - recent[0]) / (len(recent) - 1)
 
     def step_at(self, t_s: float) -> float:
         if self._tick_s is None or not self.running:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mido
+import numpy as np
 import pytest
 
 from qbdi.improviser import Improviser
@@ -56,6 +57,26 @@ def test_midi_clock_follower_counts_ticks_and_interpolates_between_them():
     time.t_s += 5 * TICK_S  # no tick arrived: never runs past the next one
     assert clock.now_steps() == pytest.approx(2.0 + 1 / 6)
     assert clock.tempo_bpm == pytest.approx(250.0)
+
+
+def test_midi_clock_tempo_holds_through_arrival_jitter_and_follows_a_change_within_a_beat():
+    """Ticks at 250 BPM that each arrive 0-3 ms late (a JACK period is 2.7 ms): from the
+    second beat on, every estimate is within 2 % of 250. Then the DAW halves its tempo: one
+    beat later the estimate is the new tempo."""
+    time = ManualTime()
+    clock = MidiClockFollower(time)
+    _feed(clock, time, "start")
+    late_s = np.random.default_rng(5).uniform(0.0, 0.003, 200)
+    estimates = []
+    for tick in range(200):
+        time.t_s = tick * TICK_S + late_s[tick]
+        _feed(clock, time, "clock")
+        estimates.append(clock.tempo_bpm)
+    assert estimates[48:] == pytest.approx([250.0] * 152, rel=0.02)
+    for tick in range(25):  # a beat at 125 BPM, on time
+        time.t_s = 199 * TICK_S + late_s[199] + (tick + 1) * 2 * TICK_S
+        _feed(clock, time, "clock")
+    assert clock.tempo_bpm == pytest.approx(125.0)
 
 
 def test_midi_clock_stop_song_position_and_continue():
