@@ -187,10 +187,10 @@ class MidiClockFollower:
         self.running = False
         self.epoch = 0
         self._ticks = 0  # ticks since step 0 at the last clock message
-        self._tick_s: float | None = None  # time of the last tick; None until one arrives
         self._armed = False  # after Start/Continue the next tick is the current position
         self._tick_interval_s = 60.0 / (tempo_bpm * 24)  # a guess until two ticks arrive
-        self._recent_s: deque[float] = deque(maxlen=TEMPO_WINDOW_TICKS + 1)  # tick times
+        # the times of the last beat's ticks since Start, Continue or a jump (empty: none)
+        self._recent_s: deque[float] = deque(maxlen=TEMPO_WINDOW_TICKS + 1)
 
     @property
     def tempo_bpm(self) -> float:
@@ -219,7 +219,6 @@ class MidiClockFollower:
     def _relocate(self, ticks: int) -> None:
         self._ticks = ticks
         self._armed = True
-        self._tick_s = None
         self._recent_s.clear()  # a jump: the time since the last tick is not a tick's
         self.epoch += 1
 
@@ -230,16 +229,15 @@ class MidiClockFollower:
             self._armed = False
         else:
             self._ticks += 1
-        self._tick_s = t_s
         recent = self._recent_s
         recent.append(t_s)
         if len(recent) > 1 and recent[-1] > recent[0]:
             self._tick_interval_s = (recent[-1] - recent[0]) / (len(recent) - 1)
 
     def step_at(self, t_s: float) -> float:
-        if self._tick_s is None or not self.running:
+        if not self._recent_s or not self.running:
             return self._ticks / TICKS_PER_STEP
-        fraction = min(max((t_s - self._tick_s) / self._tick_interval_s, 0.0), 1.0)
+        fraction = min(max((t_s - self._recent_s[-1]) / self._tick_interval_s, 0.0), 1.0)
         return (self._ticks + fraction) / TICKS_PER_STEP
 
     def now_steps(self) -> float:
