@@ -28,11 +28,15 @@ STOP_LIMIT_S = 2.0
 IMAGE_UID = 10001
 
 # Inside the container: a JACK MIDI client on "qbdi out" writing every message it hears to a
-# file (one line of bytes each, flushed), as a DAW's track would hear them.
+# file (one line of bytes each, flushed), as a DAW's track would hear them. It polls rtmidi's
+# queue instead of setting a callback, as serve and the tests' listener do
+# (tests/jack_listener.py): a Python callback runs on JACK's thread, and one still waiting
+# for the interpreter when its cycle ends reads a reused buffer, so an event (a note-off just
+# before the stop) can be lost or replaced by a copy of the one before.
 LISTENER = r"""
 import sys, time, rtmidi
 out = open(sys.argv[1], "w", buffering=1)
-midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="listener")
+midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="listener", queue_size_limit=8192)
 deadline = time.monotonic() + 20
 while True:
     names = midi_in.get_ports()
@@ -43,11 +47,14 @@ while True:
 if not hits:
     sys.exit(f"no 'qbdi out' port among {names}")
 midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-midi_in.set_callback(lambda event, _: out.write(" ".join(map(str, event[0])) + "\n"))
 midi_in.open_port(hits[0], "hears qbdi out")
 print("listening to", names[hits[0]], flush=True)
 while True:
-    time.sleep(1)
+    event = midi_in.get_message()
+    if event is None:
+        time.sleep(0.0005)
+    else:
+        out.write(" ".join(map(str, event[0])) + "\n")
 """
 
 
@@ -310,8 +317,10 @@ def check_serve(docker: Docker, network: str, host_port: int, folder: Path,
         require(stop_s <= STOP_LIMIT_S, f"docker stop took {stop_s:.2f} s (limit 2 s)")
         after = heard(log)
         left = sounding(after)
-        require(not left, f"notes left sounding after docker stop: {sorted(left)}")
         since = after[len(before):]
+        require(not left, f"notes left sounding after docker stop: {sorted(left)}; heard "
+                          f"after the stop began: {[m.hex() for m in since][-12:]}; serve's "
+                          f"stderr:\n{tail(server_err)}")
         offs = sum(m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)
                    for m in since)
         cc123 = sum(m.type == "control_change" and m.control == 123 for m in since)
