@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from summary_rows import summary_rows
+
 HERE = Path(__file__).resolve().parent
 QUERIES = HERE.parents[1] / "shared" / "data" / "queries"
 PARTS = ("compute", "jack", "render", "analysis", "train", "rss", "stage")
@@ -179,90 +181,6 @@ def _ensure_jack() -> subprocess.Popen | None:
     return process
 
 
-def _rows(results: dict) -> list[tuple[str, str, str]]:
-    """(measure, value, target) rows; a part that failed shows its error."""
-    rows: list[tuple[str, str, str]] = []
-
-    def failed(part: str, measure: str) -> bool:
-        """True when ``part`` has no numbers: not run (``--only``), or failed (a row says)."""
-        if part not in results:
-            return True
-        if "error" in results[part]:
-            rows.append((measure, f"not measured: {results[part]['error']}", ""))
-            return True
-        return False
-
-    if not failed("compute", "per-bar compute, 1 thread"):
-        c = results["compute"]
-        rows.append(("per-bar compute, 1 thread: median / p99 / max (ms)",
-                     f"{c['median_ms']:.3f} / {c['p99_ms']:.3f} / {c['max_ms']:.3f}",
-                     "p99 <= 0.5"))
-        rows.append(("the same, one bar over and over (the machine's spread): median / p99",
-                     f"{c['same_bar_median_ms']:.3f} / {c['same_bar_p99_ms']:.3f}", ""))
-        rows.append(("the same bars, a 20 ms pause before each (as on stage): median / p99",
-                     f"{c['paused_median_ms']:.3f} / {c['paused_p99_ms']:.3f}", ""))
-    if not failed("jack", "output timing / ready (JACK)"):
-        t, ready = results["jack"]["timing"], results["jack"]["ready_s"]
-        rows.append((f"output timing error vs grid, JACK ({t['notes']:.0f} notes): median / "
-                     "p99 / max (ms)", f"{t['median_ms']:.3f} / {t['p99_ms']:.3f} / "
-                     f"{t['max_ms']:.3f}", f"p99 <= {t['period_ms'] + 1:.2f} (period "
-                     f"{t['period_ms']:.2f} + 1)"))
-        r = results["jack"]["recording"]
-        rows.append((f"the same while recording a take, --record ({r['notes']:.0f} notes)",
-                     f"{r['median_ms']:.3f} / {r['p99_ms']:.3f} / {r['max_ms']:.3f}",
-                     "as without"))
-        rows.append((f"qbdi serve ready, {len(ready)} runs: median / max (s)",
-                     f"{sorted(ready)[len(ready) // 2]:.3f} / {max(ready):.3f}", "<= 1.5"))
-    if not failed("render", "render"):
-        r = results["render"]
-        rows.append(("batched render bars/s: 256 bits / full rate",
-                     f"{r['bars_per_s']['256']:,.0f} / {r['bars_per_s']['full']:,.0f}",
-                     ">= 20,000 (old model, A/B)"))
-        rows.append((f"qbdi render {r['file']} (4 min 24 s), start-up included (s)",
-                     f"{r['render_wall_s']:.2f}", "<= 1"))
-    if not failed("analysis", "analysis sweep"):
-        for name, a in results["analysis"]["sweeps"].items():
-            ours_s, vmo_s = a["ours_s"], a["vmo_s_extrapolated"]
-            rows.append((f"IR sweep, 200 thresholds x 4000 frames, {name}: ours / vmo "
-                         "(extrapolated) (s)",
-                         f"{ours_s:.2f} / {vmo_s:.1f} ({vmo_s / ours_s:.0f}x)", ""))
-    if not failed("train", "training"):
-        tr = results["train"]
-        epochs = tr["epoch_s"]
-        rows.append((f"training, paper-size VAE, {tr['corpus'].split('/')[-1]}: s per epoch "
-                     f"(corpus load {tr['load_s']:.1f} s)",
-                     " / ".join(f"{e:.2f}" for e in epochs), ""))
-    if not failed("rss", "server RSS"):
-        rows.append(("qbdi serve RSS, shipped model, free play (MB)",
-                     f"{results['rss']['rss_mb']:.0f}", ""))
-    if not failed("stage", "on stage (flood, blocked output, view)"):
-        rows += _stage_rows(results["stage"])
-    return rows
-
-
-def _stage_rows(stage: dict) -> list[tuple[str, str, str]]:
-    """Timing and compute per condition of bench_stage.py."""
-    what = {"quiet": "quiet", "flood": "1,000 bad datagrams/s, stdout+stderr blocked",
-            "view": "live terminal view drawing"}
-    rows = []
-    for condition, r in stage.items():
-        if not isinstance(r, dict):  # the run's own figures (e.g. the load average)
-            continue
-        if "error" in r:
-            rows.append((f"on stage, {what[condition]}", f"not measured: {r['error']}", ""))
-            continue
-        t, c = r["timing"], r["compute"]
-        rows.append((f"on stage, {what[condition]}: output timing, JACK ({t['n']:.0f} "
-                     "notes): median / p99 / max (ms)",
-                     f"{t['median_ms']:.3f} / {t['p99_ms']:.3f} / {t['max_ms']:.3f}",
-                     "as quiet"))
-        rows.append((f"on stage, {what[condition]}: per-bar compute in the server "
-                     f"({c['n']:.0f} bars): median / p99 / max (ms)",
-                     f"{c['median_ms']:.3f} / {c['p99_ms']:.3f} / {c['max_ms']:.3f}",
-                     "as quiet"))
-    return rows
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs of every part")
@@ -291,7 +209,7 @@ def main() -> int:
             jack.wait(timeout=10)
     if args.json:  # first: a table that fails to build loses no measurement
         args.json.write_text(json.dumps(results, indent=1))
-    rows = _rows(results)
+    rows = summary_rows(results)
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | measured | target |")
     print(f"|{'-' * (width + 2)}|---|---|")
