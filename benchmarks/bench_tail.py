@@ -37,7 +37,11 @@ import numpy as np  # noqa: E402
 from bench_server import query_bars  # noqa: E402
 
 from qbdi.improviser import Improviser  # noqa: E402
-from qbdi.models.checkpoint import default_checkpoint_path, load_checkpoint  # noqa: E402
+from qbdi.models.checkpoint import (  # noqa: E402
+    default_checkpoint_path,
+    expected_shapes,
+    load_checkpoint,
+)
 from qbdi.models.runtime import InferenceModel  # noqa: E402
 from qbdi.presets import load_preset  # noqa: E402
 
@@ -45,20 +49,14 @@ SMALL_HIDDEN = 128
 
 
 def small_model(model: InferenceModel) -> InferenceModel:
-    """``model``'s shapes with the hidden layers cut to SMALL_HIDDEN units, random weights."""
+    """A model of ``model``'s sizes but SMALL_HIDDEN hidden units, random weights (the
+    output biases low enough that a bar sounds a few notes, as a trained model's do)."""
     rng = np.random.default_rng(0)
-    hidden = model.config.hidden_size
     config = model.config.model_copy(update={"hidden_size": SMALL_HIDDEN})
-    weights = {}
-    for name, (weight, bias) in {"enc_hidden": model._enc_hidden, "enc_mu": model._enc_mu,
-                                 "enc_logvar": model._enc_logvar,
-                                 "dec_hidden": model._dec_hidden}.items():
-        shape = [SMALL_HIDDEN if size == hidden else size for size in weight.T.shape]
-        weights[f"{name}.weight"] = (rng.standard_normal(shape) * 0.05).astype(np.float32)
-        weights[f"{name}.bias"] = bias[:SMALL_HIDDEN] if len(bias) == hidden else bias
-    out_rows = (rng.standard_normal((2496, SMALL_HIDDEN)) * 0.05).astype(np.float32)
-    weights["dec_out.weight"] = out_rows
-    weights["dec_out.bias"] = np.full(2496, -3.0, dtype=np.float32)
+    weights = {name: (rng.standard_normal(shape) * 0.05).astype(np.float32)
+               for name, shape in expected_shapes(config).items()
+               if not name.startswith("stats.")}
+    weights["dec_out.bias"] -= 3.0
     return InferenceModel(config, weights)
 
 

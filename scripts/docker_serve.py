@@ -54,6 +54,7 @@ while True:
         out.write(" ".join(map(str, event[0])) + "\n")
 """
 
+
 def osc_packet(address: str, args: list[object]) -> bytes:
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -118,8 +119,7 @@ class Serving:
     published on the host's ``host_port``, its takes and logs in ``folder``."""
 
     def __init__(self, docker: Docker, network: str, host_port: int, folder: Path) -> None:
-        self.docker, self.network, self.host_port, self.folder = (docker, network, host_port,
-                                                                  folder)
+        self.docker, self.folder = docker, folder
         self.name = f"qbdi-test-serve-{network}-{os.getpid()}"
         self.heard_path = folder / "heard.txt"
         # stderr to files: a pipe nobody reads could fill and stall the container's output.
@@ -127,21 +127,20 @@ class Serving:
         self.listener_err = (folder.parent / f"listener-{network}.stderr").open("w+")
         self.server: subprocess.Popen[str] | None = None
         self.listener: subprocess.Popen[str] | None = None
+        # docker run's network options, serve's own, and how the check's lines name them
         if network == "host":
+            self.options = ("--network", "host", "-e", "QBDI_OSC_ALLOW=127.0.0.1")
+            self.serve_args: tuple[str, ...] = ("--osc-port", str(host_port))
             self.how = f"--network host, OSC on 127.0.0.1:{host_port}"
         else:
+            self.options, self.serve_args = ("-p", f"127.0.0.1:{host_port}:9000/udp"), ()
             self.how = f"default bridge, -p 127.0.0.1:{host_port}:9000/udp"
 
     def start(self) -> float:
         """``docker run`` serve and wait for its ready line; the seconds that took."""
-        if self.network == "host":
-            net = ("--network", "host", "-e", "QBDI_OSC_ALLOW=127.0.0.1")
-            serve_args: tuple[str, ...] = ("--osc-port", str(self.host_port))
-        else:
-            net, serve_args = ("-p", f"127.0.0.1:{self.host_port}:9000/udp"), ()
         command = [self.docker.cli, "run", "--name", self.name, "--label", self.docker.label,
-                   *net, "-v", f"{self.folder}:/work/takes", self.docker.image, "serve",
-                   *serve_args, "--quiet", "--record", "takes"]
+                   *self.options, "-v", f"{self.folder}:/work/takes", self.docker.image,
+                   "serve", *self.serve_args, "--quiet", "--record", "takes"]
         started = time.monotonic()
         self.server = subprocess.Popen(command, stdout=subprocess.PIPE,
                                        stderr=self.server_err, text=True)
