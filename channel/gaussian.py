@@ -72,11 +72,19 @@ def checked_arrays(z_e: np.ndarray, params: ChannelParams
     if not finite_non_negative(sigma2):
         raise ValueError("sigma2_e must be finite and >= 0")
     mu = np.asarray(params.mean, dtype=np.float32)
-    shape = np.broadcast_shapes(z.shape, mu.shape, sigma2.shape, bits.shape)
-    if shape != z.shape:
+    if not all(_broadcasts_to(a.shape, z.shape) for a in (mu, sigma2, bits)):
         raise ValueError(f"mu_e {mu.shape}, sigma2_e {sigma2.shape} and bits {bits.shape} "
                          f"must broadcast to z_e's shape {z.shape}")
     return z, mu, sigma2, bits
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` unchanged: numpy's rule in
+    Python, because ``np.broadcast_shapes`` builds arrays to answer and every live bar asks."""
+    if len(shape) > len(target):
+        return False
+    trailing = target[len(target) - len(shape):]
+    return all(size in (1, full) for size, full in zip(shape, trailing, strict=True))
 
 
 def _checked_bits(bits: np.ndarray) -> np.ndarray:

@@ -32,16 +32,22 @@ def mean_pitch(bars: np.ndarray) -> np.ndarray:
     return np.where(total > 0, centre, np.nan)
 
 
+def octave_shift(bar: np.ndarray, centre_pitch: float) -> int:
+    """The multiple of 12 semitones that brings one ``(16, 2, 78)`` bar's mean sounding pitch
+    (as :func:`mean_pitch` weighs it) nearest ``centre_pitch``; 0 for a silent bar."""
+    # Python scalars after one nonzero: the live loop asks this of every bar, and on
+    # (1,)-shaped arrays numpy's cost is its per-call overhead (benchmarks/README.md)
+    columns = np.nonzero(bar[:, SOUNDING])[1]
+    if len(columns) == 0:
+        return 0
+    centre = int(columns.sum()) / len(columns) + LOWEST_PITCH
+    return OCTAVE * round((centre_pitch - centre) / OCTAVE)
+
+
 def octave_shifts(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
-    """Per bar, the multiple of 12 semitones that brings its mean pitch nearest
-    ``centre_pitch`` (0 for silent bars), ``(n,)`` int."""
-    # mean_pitch without its NaNs (a silent bar stays where it is): the live loop asks this
-    # of every bar, so in as few numpy calls as it takes
-    weights = np.asarray(bars, dtype=bool)[:, :, SOUNDING, :].sum(axis=1)  # (n, 78)
-    total = weights.sum(axis=1)
-    centre = (weights @ _COLUMNS) / np.maximum(total, 1) + LOWEST_PITCH
-    shift = np.round((centre_pitch - centre) / OCTAVE)
-    return np.where(total > 0, shift * OCTAVE, 0).astype(int)
+    """:func:`octave_shift` of each of ``(n, 16, 2, 78)`` bars, ``(n,)`` int."""
+    bars = np.asarray(bars, dtype=bool)
+    return np.array([octave_shift(bar, centre_pitch) for bar in bars], dtype=int)
 
 
 @functools.lru_cache(maxsize=16)
@@ -74,9 +80,10 @@ def centre_octaves(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
     bars are unchanged; notes the move pushes out of range fold back by octaves (two notes
     may then merge)."""
     bars = np.asarray(bars, dtype=bool)
-    shifts = octave_shifts(bars, centre_pitch)
     if len(bars) == 1:  # the live bar: one move or none
-        return _moved(bars, int(shifts[0])) if shifts[0] else bars.copy()
+        shift = octave_shift(bars[0], centre_pitch)
+        return _moved(bars, shift) if shift else bars.copy()
+    shifts = octave_shifts(bars, centre_pitch)
     if not shifts.any():
         return bars.copy()
     out = np.zeros_like(bars)

@@ -131,3 +131,20 @@ def test_dims_with_bits_counts_per_row():
 def test_bad_inputs_are_refused(bits, sigma2, message):
     with pytest.raises(ValueError, match=message):
         send(Z_E, MU_E, sigma2, bits, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (D,), (1, D), (3, D), (3, 1), (2, D), (D, 1),
+                                   (1, 1, D), (0,), (4,)])
+def test_parameter_shapes_follow_numpys_broadcasting(shape):
+    """Parameters are accepted exactly when numpy broadcasts them to z_e's shape unchanged."""
+    z = np.zeros((3, D), dtype=np.float32)
+    try:
+        fits = np.broadcast_shapes(z.shape, shape) == z.shape
+    except ValueError:
+        fits = False
+    params = ChannelParams(np.zeros(shape, np.float32), np.ones(shape), np.zeros(shape, int))
+    if fits:
+        assert transmit(z, params, np.random.default_rng(0)).shape == z.shape
+    else:
+        with pytest.raises(ValueError, match="broadcast"):
+            transmit(z, params, np.random.default_rng(0))

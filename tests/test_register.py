@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi.bars import Note, bars_to_notes, chroma_per_bar, notes_to_bars
-from qbdi.models.register import centre_octaves, mean_pitch, octave_shifts
+from qbdi.models.register import centre_octaves, mean_pitch, octave_shift, octave_shifts
 
 
 def _bars():
@@ -38,3 +38,19 @@ def test_silent_bars_have_no_mean_and_do_not_move():
     silent = np.zeros((2, 16, 2, 78), bool)
     assert np.all(np.isnan(mean_pitch(silent)))
     assert np.array_equal(centre_octaves(silent, 60.0), silent)
+
+
+def test_one_bar_moves_as_it_does_in_a_batch():
+    """The live bar (one at a time) and offline rendering (a batch) move each bar alike,
+    by the octave nearest the mean pitch that mean_pitch measures."""
+    rng = np.random.default_rng(3)
+    bars = rng.random((200, 16, 2, 78)) < rng.uniform(0.0, 0.03, (200, 1, 1, 1))
+    centre = 61.7
+    shifts = octave_shifts(bars, centre)
+    expected = np.where(np.isnan(mean_pitch(bars)), 0,
+                        12 * np.round((centre - np.nan_to_num(mean_pitch(bars))) / 12))
+    assert np.array_equal(shifts, expected)
+    assert [octave_shift(bar, centre) for bar in bars] == shifts.tolist()
+    batch = centre_octaves(bars, centre)
+    for i in range(0, 200, 17):
+        assert np.array_equal(centre_octaves(bars[i : i + 1], centre)[0], batch[i])
