@@ -57,7 +57,7 @@ def small_model(model: InferenceModel) -> InferenceModel:
                for name, shape in expected_shapes(config).items()
                if not name.startswith("stats.")}
     weights["dec_out.bias"] -= 3.0
-    return InferenceModel(config, weights)
+    return InferenceModel(config, weights, model.pitch_range)
 
 
 class CachedSounding(InferenceModel):

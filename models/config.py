@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qbdi.bars import BAR_SIZE
+from qbdi.bars import BAR_SIZE, HIGHEST_PITCH, LOWEST_PITCH
 from qbdi.defaults import DEFAULT_THRESHOLD
 
 
@@ -92,6 +92,8 @@ class AnswerConfig(BaseModel):
     ``free_latents``: where free mode draws its latents: the corpus's aggregate statistics
     (per dimension the mean and variance of ``mu`` over the corpus's bars; measured closer to
     the corpus's style than the prior) or the prior N(0, I) (the paper; older checkpoints).
+    ``pitch_range``: the lowest and highest MIDI pitch the corpus sounds, where answers may
+    sound (:class:`~qbdi.models.runtime.InferenceModel`); None: the codec's whole range.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,6 +114,15 @@ class AnswerConfig(BaseModel):
         None, ge=0.0, description="calibration target: sounding cells per corpus bar")
     calibrated_on: str = Field("", description="which bars' answers the biases were set on")
     free_latents: Literal["corpus", "prior"] = "corpus"
+    pitch_range: tuple[int, int] | None = None
+
+    @field_validator("pitch_range")
+    @classmethod
+    def _range_in_the_codec(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not LOWEST_PITCH <= value[0] <= value[1] <= HIGHEST_PITCH:
+            raise ValueError(f"must be (lowest, highest) with {LOWEST_PITCH} <= lowest <= "
+                             f"highest <= {HIGHEST_PITCH}, got {value}")
+        return value
 
 
 LEGACY_ANSWER = AnswerConfig(free_latents="prior")

@@ -8,7 +8,7 @@ the bar keeps its pitch classes (so the harmony the answer follows is the same: 
 unchanged) and the answer comes out in the corpus's register.
 
 Pure numpy; the corpus's centre is measured by :func:`mean_pitch` at training time and
-stored with the model.
+stored with the model, as is the range its answers sound in (:func:`sounding_range`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ def mean_pitch(bars: np.ndarray) -> np.ndarray:
     total = weights.sum(axis=1)
     centre = (weights @ _COLUMNS) / np.maximum(total, 1) + LOWEST_PITCH
     return np.where(total > 0, centre, np.nan)
+
+
+def sounding_range(bars: np.ndarray) -> tuple[int, int] | None:
+    """The lowest and highest MIDI pitch that sounds in ``(n, 16, 2, 78)`` bars; None when
+    none does."""
+    columns = np.flatnonzero(np.asarray(bars, dtype=bool)[:, :, SOUNDING].any(axis=(0, 1)))
+    if len(columns) == 0:
+        return None
+    return int(columns[0]) + LOWEST_PITCH, int(columns[-1]) + LOWEST_PITCH
 
 
 def octave_shift(bar: np.ndarray, centre_pitch: float) -> int:

@@ -12,7 +12,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from qbdi.bars import ARTICULATED, BAR_SHAPE, BAR_SIZE, N_PITCHES, SOUNDING, STEPS_PER_BAR
+from qbdi.bars import (
+    ARTICULATED,
+    BAR_SHAPE,
+    BAR_SIZE,
+    LOWEST_PITCH,
+    N_PITCHES,
+    SOUNDING,
+    STEPS_PER_BAR,
+)
 from qbdi.models.checkpoint import Checkpoint
 from qbdi.models.config import ModelConfig
 
@@ -20,13 +28,27 @@ CHUNK_BARS = 2048
 """Long runs of bars go through the layers this many at a time, which bounds the memory of
 the activations (a 2496-wide float32 row a bar) however long the input."""
 
+NEVER_LOGIT = np.float32(-1e4)
+"""The logit of every cell outside a model's pitch range: its probability is exactly 0 in
+float32, and it is finite, so that no sum of scores made with it is NaN."""
+
 
 class InferenceModel:
     """Encoder and decoder of one checkpoint. Thread-compatible, not thread-safe: the
-    server's loop thread alone calls it."""
+    server's loop thread alone calls it.
 
-    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+    ``pitch_range`` (lowest, highest MIDI pitch; None: the codec's whole range) is where the
+    decoder may sound: the pitches its corpus sounds (:attr:`AnswerConfig.pitch_range`).
+    Outside it every cell's logit is :data:`NEVER_LOGIT`. A pitch its corpus never sounds
+    is one the decoder was only ever taught to keep silent, and the live bar then reads
+    only the range's part of the output layer (the chorales': 55 of 78 pitches)."""
+
+    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray],
+                 pitch_range: tuple[int, int] | None = None) -> None:
         self.config = config
+        self.pitch_range = pitch_range
+        self._pitches = (slice(0, N_PITCHES) if pitch_range is None else
+                         slice(pitch_range[0] - LOWEST_PITCH, pitch_range[1] - LOWEST_PITCH + 1))
 
         def linear(name: str) -> tuple[np.ndarray, np.ndarray]:
             # (in, out), contiguous: the first layer's rows are gathered per bar
@@ -39,20 +61,22 @@ class InferenceModel:
         self._dec_hidden = linear("dec_hidden")
         # The output layer in its two halves (the bar's cells: per step, every pitch's
         # sounding cell, then every pitch's articulated cell). The voices decoding needs
-        # every sounding cell but only the articulated cells of notes held on, a few dozen,
-        # so those are kept one row per cell: a live bar reads 2.5 MB of the layer, not 5.
+        # every sounding cell in the range but only the articulated cells of notes held on,
+        # a few dozen, so those are kept one row per cell.
         out_weight, out_bias = linear("dec_out")
         cells = out_weight.reshape(-1, STEPS_PER_BAR, 2, N_PITCHES)
         cell_bias = out_bias.reshape(STEPS_PER_BAR, 2, N_PITCHES)
-        self._sounding = (np.ascontiguousarray(cells[:, :, SOUNDING].reshape(len(cells), -1)),
-                          np.ascontiguousarray(cell_bias[:, SOUNDING].reshape(-1)))
+        pitches = self._pitches
+        self._sounding = (
+            np.ascontiguousarray(cells[:, :, SOUNDING, pitches].reshape(len(cells), -1)),
+            np.ascontiguousarray(cell_bias[:, SOUNDING, pitches].reshape(-1)))
         self._articulated_rows = (
             np.ascontiguousarray(cells[:, :, ARTICULATED].reshape(len(cells), -1).T),
             np.ascontiguousarray(cell_bias[:, ARTICULATED].reshape(-1)))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> InferenceModel:
-        return cls(checkpoint.config, checkpoint.weights)
+        return cls(checkpoint.config, checkpoint.weights, checkpoint.answer.pitch_range)
 
     @property
     def latent_size(self) -> int:
@@ -97,15 +121,24 @@ class InferenceModel:
         articulated = hidden @ rows.T
         articulated += bias  # in place: a long run's logits are not allocated twice
         logits[:, :, ARTICULATED] = articulated.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
+        self._fill_outside_range(logits[:, :, ARTICULATED], NEVER_LOGIT)
         return logits.reshape(len(hidden), BAR_SIZE)
 
     def sounding_logits(self, hidden: np.ndarray) -> np.ndarray:
         """The decoder's hidden layer ``(n, hidden)`` -> the sounding cells' logits,
-        ``(n, 16, 78)`` float32."""
+        ``(n, 16, 78)`` float32 (:data:`NEVER_LOGIT` outside the pitch range)."""
         weight, bias = self._sounding
-        logits = hidden @ weight
-        logits += bias
-        return logits.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
+        in_range = hidden @ weight
+        in_range += bias
+        logits = np.full((len(hidden), STEPS_PER_BAR, N_PITCHES), NEVER_LOGIT, np.float32)
+        logits[:, :, self._pitches] = in_range.reshape(len(hidden), STEPS_PER_BAR, -1)
+        return logits
+
+    def _fill_outside_range(self, cells: np.ndarray, value: float | bool) -> None:
+        """In place: ``value`` in the pitch columns of ``cells`` (``(..., 78)``) outside the
+        pitch range."""
+        cells[..., : self._pitches.start] = value
+        cells[..., self._pitches.stop :] = value
 
     def articulated_logits_at(self, hidden: np.ndarray, bar: np.ndarray, step: np.ndarray,
                               pitch: np.ndarray) -> np.ndarray:
@@ -123,17 +156,22 @@ class InferenceModel:
         return out
 
     def decode_above(self, z: np.ndarray, threshold: float) -> np.ndarray:
-        """``p > threshold`` for every feature, ``(n, 2496)`` bool. The bias moves to the
-        threshold's side (``h W > logit(t) - b``): no pass over the logits is needed."""
+        """``p > threshold`` for every feature, ``(n, 2496)`` bool (False outside the pitch
+        range). The bias moves to the threshold's side (``h W > logit(t) - b``): no pass over
+        the logits is needed."""
         hidden = self.decode_hidden(z)
-        out = np.empty((len(hidden), *BAR_SHAPE), dtype=bool)
+        n = len(hidden)
+        out = np.empty((n, *BAR_SHAPE), dtype=bool)
         limit = _logit(threshold)
-        for cell, (weight, bias) in ((SOUNDING, self._sounding),
-                                     (ARTICULATED, (self._articulated_rows[0].T,
-                                                    self._articulated_rows[1]))):
-            above = hidden @ weight > limit - bias
-            out[:, :, cell] = above.reshape(len(hidden), STEPS_PER_BAR, N_PITCHES)
-        return out.reshape(len(hidden), BAR_SIZE)
+        weight, bias = self._sounding
+        out[:, :, SOUNDING] = False
+        out[:, :, SOUNDING, self._pitches] = (hidden @ weight > limit - bias).reshape(
+            n, STEPS_PER_BAR, -1)
+        rows, bias = self._articulated_rows
+        above = hidden @ rows.T > limit - bias
+        out[:, :, ARTICULATED] = above.reshape(n, STEPS_PER_BAR, N_PITCHES)
+        self._fill_outside_range(out[:, :, ARTICULATED], False)
+        return out.reshape(n, BAR_SIZE)
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from qbdi.corpus import Corpus, load_corpus
 from qbdi.errors import CheckpointError
 from qbdi.models.checkpoint import CorpusStats, save_checkpoint
 from qbdi.models.config import ModelCard, ModelConfig
+from qbdi.models.register import sounding_range
 from qbdi.models.runtime import InferenceModel, logits_to_bars
 from qbdi.models.texture import retexture
 from qbdi.models.train_answer import answer_metrics, calibrate_answer, encode_all
@@ -241,7 +242,8 @@ def _finish(settings: TrainSettings, config: ModelConfig, model: BarVAE, corpus:
     if settings.weights_dtype == "float16":
         # Measure what is shipped: the metrics below use the weights as stored.
         weights = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
-    runtime = InferenceModel(config, weights)
+    # answers sound where the corpus does: the calibration and every figure below see that
+    runtime = InferenceModel(config, weights, sounding_range(split.train))
     mu, logvar = encode_all(runtime, split.train)
     stats = CorpusStats.from_encodings(mu, logvar)
     answer = calibrate_answer(runtime, split, settings)

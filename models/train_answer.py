@@ -32,10 +32,11 @@ FALLBACK_METHODS = {"voices": ("voices", "notes", "cells"), "notes": ("notes", "
 
 def calibrate_answer(runtime: InferenceModel, split: Split, settings: TrainSettings,
                      seed: int = 0) -> AnswerConfig:
-    """The corpus's register and voices, and decoding biases at which the answers to the
-    held-out bars, re-textured (:func:`retexture`, every bar), have the training bars' note
-    starts and sounding cells per bar: an answer to another texture should be as dense as
-    the corpus. (The training bars stand in where no piece is held out.)
+    """The corpus's register, voices and pitch range (``runtime``'s), and decoding biases at
+    which the answers to the held-out bars, re-textured (:func:`retexture`, every bar), have
+    the training bars' note starts and sounding cells per bar: an answer to another texture
+    should be as dense as the corpus. (The training bars stand in where no piece is held
+    out.)
 
     A model whose probabilities flicker from step to step (a few epochs on a small corpus)
     can be out of the ``voices`` method's reach (every change of the most probable pitches
@@ -48,7 +49,7 @@ def calibrate_answer(runtime: InferenceModel, split: Split, settings: TrainSetti
     voices = voices_per_step(reference)
     answer = AnswerConfig(centre_pitch=None if centre is None else round(centre, 3),
                           method=settings.answer_method, min_voices=voices,
-                          max_voices=voices, **targets)
+                          max_voices=voices, pitch_range=runtime.pitch_range, **targets)
     if settings.answer_method == "threshold":
         return answer
     bars = split.heldout if len(split.heldout) else split.train

@@ -135,7 +135,7 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
 
     from qbdi.models.decoding import answer_bars
     from qbdi.models.density import starts_per_bar, voices_per_step
-    from qbdi.models.register import centre_octaves
+    from qbdi.models.register import centre_octaves, sounding_range
     from qbdi.models.texture import retexture
     from qbdi.models.train import split_by_piece
     from qbdi.models.train_answer import DENSITY_TOLERANCE
@@ -151,6 +151,8 @@ def test_answers_are_calibrated_to_the_corpus_density_and_a_style_measure_is_sto
     from qbdi.corpus import load_corpus
     split = split_by_piece(load_corpus(str(queries_dir)), 0.1, 1)
     assert answer.min_voices == answer.max_voices == voices_per_step(split.train)
+    # answers sound where the training bars do, and nowhere else
+    assert answer.pitch_range == sounding_range(split.train)
     # the answers to re-textured held-out bars, as calibrated, are as dense as the corpus
     noisy = retexture(torch.from_numpy(split.heldout.astype(np.float32)), 1.0,
                       torch.Generator().manual_seed(0)).numpy() > 0.5
