@@ -108,6 +108,7 @@ def test_the_command_line_lists_models_and_refuses_an_unknown_one():
     listed = subprocess.run([sys.executable, "-m", "qbdi.cli", "models"], capture_output=True,
                             text=True, timeout=60)
     assert listed.returncode == 0 and "bach (default)" in listed.stdout
+    assert "answers in MIDI 36-90" in listed.stdout  # the chorales' range, from the checkpoint
     refused = subprocess.run([sys.executable, "-m", "qbdi.cli", "serve", "--backend", "memory",
                               "--osc-port", "0", "--model", "nope"], capture_output=True,
                              text=True, timeout=60)

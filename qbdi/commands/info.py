@@ -38,7 +38,8 @@ def models(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(path)  # validates it, naming the file and the field
         # the config last: a card's own beta (None in older cards) never hides the model's
         cards[name] = {"file": str(path), **checkpoint.card.model_dump(),
-                       **checkpoint.config.model_dump()}
+                       **checkpoint.config.model_dump(),
+                       "pitch_range": checkpoint.answer.pitch_range}
     if args.json:
         print(json.dumps(cards, indent=1))
         return 0
@@ -46,9 +47,14 @@ def models(args: argparse.Namespace) -> int:
         default = " (default)" if name == DEFAULT_MODEL_NAME else ""
         print(f"{name}{default}: {card['corpus']}; latent {card['latent_size']}, hidden "
               f"{card['hidden_size']}, beta {card['beta']:g}; {card['bars_train']} bars of "
-              f"{card['pieces_train']} pieces, {card['epochs']} epochs")
+              f"{card['pieces_train']} pieces, {card['epochs']} epochs{_range(card)}")
         print(f"  {card['file']}")
     return 0
+
+
+def _range(card: dict) -> str:
+    pitches = card["pitch_range"]
+    return "" if pitches is None else f"; answers in MIDI {pitches[0]}-{pitches[1]}"
 
 
 def add_osc_help_arguments(parser: argparse.ArgumentParser) -> None:
