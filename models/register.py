@@ -43,7 +43,8 @@ def sounding_range(bars: np.ndarray) -> tuple[int, int] | None:
 
 def octave_shift(bar: np.ndarray, centre_pitch: float) -> int:
     """The multiple of 12 semitones that brings one ``(16, 2, 78)`` bar's mean sounding pitch
-    (as :func:`mean_pitch` weighs it) nearest ``centre_pitch``; 0 for a silent bar."""
+    (as :func:`mean_pitch` weighs it) nearest ``centre_pitch``; 0 for a silent bar. Equal to
+    :func:`octave_shifts` of that bar (``tests/test_register.py`` holds them equal)."""
     # Python scalars after one nonzero: the live loop asks this of every bar, and on
     # (1,)-shaped arrays numpy's cost is its per-call overhead (benchmarks/README.md)
     columns = np.nonzero(bar[:, SOUNDING])[1]
@@ -54,9 +55,12 @@ def octave_shift(bar: np.ndarray, centre_pitch: float) -> int:
 
 
 def octave_shifts(bars: np.ndarray, centre_pitch: float) -> np.ndarray:
-    """:func:`octave_shift` of each of ``(n, 16, 2, 78)`` bars, ``(n,)`` int."""
-    bars = np.asarray(bars, dtype=bool)
-    return np.array([octave_shift(bar, centre_pitch) for bar in bars], dtype=int)
+    """:func:`octave_shift` of each of ``(n, 16, 2, 78)`` bars, ``(n,)`` int, in one pass
+    over the batch (offline rendering moves thousands of bars at a time)."""
+    centre = mean_pitch(bars)
+    silent = np.isnan(centre)
+    centre[silent] = centre_pitch  # a silent bar stays where it is
+    return (OCTAVE * np.round((centre_pitch - centre) / OCTAVE)).astype(int)
 
 
 @functools.lru_cache(maxsize=16)
