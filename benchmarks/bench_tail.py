@@ -9,8 +9,9 @@ alike). Rows:
 * ``Improviser.step``: the shipped default model and the ``default`` preset, over the bars
   of the shared queries (what ``bench_server.py``'s compute row measures);
 * the same step with the output layer's sounding logits taken from a cache instead of
-  reading its 256 x 1248 weights (1.3 MB): what that read costs the step, its own time and
-  what it evicts from the cache for the rest;
+  reading its sounding part (256 x 16 steps x the model's pitch range: 0.9 MB for the
+  chorales' 55 pitches): what that read costs the step, its own time and what it evicts
+  from the cache for the rest;
 * the same step with a model of 128 hidden units (random weights, the same latent size):
   half the weights a bar reads (the README's size sweep says what it costs musically);
 * fixed numpy work reading 1.2 MB (six sums of 300,000 float32), and a fixed pure-Python
@@ -106,7 +107,7 @@ def main() -> int:
     shipped = Improviser.from_checkpoint(load_checkpoint(default_checkpoint_path()))
     rows = {
         "`Improviser.step`, shipped model": stepper(shipped.model, shipped, bars),
-        "the step, sounding logits from a cache (no 1.3 MB read)":
+        "the step, sounding logits from a cache (the output layer not read)":
             stepper(CachedSounding(shipped.model), shipped, bars),
         f"the step, {SMALL_HIDDEN} hidden units (random weights)":
             stepper(small_model(shipped.model), shipped, bars),
