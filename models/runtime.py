@@ -39,9 +39,10 @@ class InferenceModel:
 
     ``pitch_range`` (lowest, highest MIDI pitch; None: the codec's whole range) is where the
     decoder may sound: the pitches its corpus sounds (:attr:`AnswerConfig.pitch_range`).
-    Outside it every cell's logit is :data:`NEVER_LOGIT`. A pitch its corpus never sounds
-    is one the decoder was only ever taught to keep silent, and the live bar then reads
-    only the range's part of the output layer (the chorales': 55 of 78 pitches)."""
+    Outside it every cell's logit is :data:`NEVER_LOGIT`: a pitch its corpus never sounds
+    is outside its style's register (the decoder met such pitches only in the transposed
+    copies of its bars that training adds), and the live bar then reads only the range's
+    part of the output layer (the chorales': 55 of 78 pitches)."""
 
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray],
                  pitch_range: tuple[int, int] | None = None) -> None:
