@@ -47,6 +47,11 @@ class InferenceModel:
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray],
                  pitch_range: tuple[int, int] | None = None) -> None:
         self.config = config
+        if pitch_range is not None and not (
+                LOWEST_PITCH <= pitch_range[0] <= pitch_range[1] < LOWEST_PITCH + N_PITCHES):
+            raise ValueError(f"pitch_range must be (lowest, highest) MIDI pitches within "
+                             f"the codec's {LOWEST_PITCH}-{LOWEST_PITCH + N_PITCHES - 1}, "
+                             f"got {pitch_range}")
         self.pitch_range = pitch_range
         self._pitches = (slice(0, N_PITCHES) if pitch_range is None else
                          slice(pitch_range[0] - LOWEST_PITCH, pitch_range[1] - LOWEST_PITCH + 1))

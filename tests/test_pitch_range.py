@@ -96,6 +96,9 @@ def test_the_checkpoint_keeps_the_range_and_names_a_bad_one(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.answer.pitch_range == RANGE
     assert InferenceModel.from_checkpoint(loaded).pitch_range == RANGE
+    for bad in ((60, 50), (10, 60), (60, 120)):  # a model built in code is held to it too
+        with pytest.raises(ValueError, match="pitch_range"):
+            InferenceModel(config, weights, bad)
     for bad in ([60, 50], [10, 60], [60, 120], "low"):
         with pytest.raises(ValidationError, match="pitch_range"):
             AnswerConfig(pitch_range=bad)
